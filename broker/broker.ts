@@ -1,0 +1,400 @@
+/**
+ * The embedded MQTT broker: aedes with fleetflash's authentication, topic ACL (`acl.ts`) and limits,
+ * over TCP for devices and workers and over WebSocket for browsers.
+ *
+ * Before any of it, every connection's bytes pass a packet-size guard (`packet-size-guard.ts`): a packet
+ * announced larger than `maxPacketBytes` closes the connection before it is buffered.
+ *
+ * The CONNECT flow, in order (each step refuses with a CONNACK return code, MQTT 3.1.1 §3.2.2.3):
+ * 1. rate limit per remote address → 3 (server unavailable);
+ * 2. no username → 5 (not authorized);
+ * 3. `options.authenticate` says no → 4 (bad user name or password); it fails → 3;
+ * 4. client id outside the principal's namespace → 2 (identifier rejected);
+ * 5. browser token already expired → 4;
+ * 6. will message the principal could not publish itself → 5.
+ */
+import type { EventEmitter } from 'node:events';
+import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { TlsOptions } from 'node:tls';
+import type { Aedes, AedesOptions, Client, ConnectPacket } from 'aedes';
+import type { Logger } from 'pino';
+import { isPortalId } from '../src/protocol/ids.js';
+import {
+  canPublish,
+  canRetain,
+  canSubscribe,
+  clientIdAllowed,
+  isTopicName,
+  PRINCIPAL_KINDS,
+  type Principal,
+  type PrincipalKind,
+} from './acl.js';
+import {
+  BrokerStats,
+  type BrokerStatsSnapshot,
+  type ConnectRefusal,
+  type PublishRefusal,
+} from './broker-stats.js';
+import { ConnectRateLimiter } from './connect-rate-limiter.js';
+import { ExpiryTimers } from './expiry-timers.js';
+import { GuardedAedes } from './guarded-aedes.js';
+import { PacketSizeGuard } from './packet-size-guard.js';
+import { indexedMemoryPersistence } from './retained-index.js';
+import { BrokerTransports } from './transports.js';
+
+/** Default for {@link BrokerOptions.maxPayloadBytes}. */
+export const DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024;
+/**
+ * Default for {@link BrokerOptions.maxPacketBytes}: room for the largest allowed payload plus topic and
+ * headers, and the same as the WebSocket message cap, so no transport buffers more than this.
+ */
+export const DEFAULT_MAX_PACKET_BYTES = 256 * 1024;
+/** Default path of MQTT over WebSocket. */
+export const DEFAULT_WS_PATH = '/mqtt';
+
+/** What the authenticator gets from a CONNECT. */
+export interface AuthenticateRequest {
+  clientId: string;
+  username: string | undefined;
+  password: Buffer | undefined;
+  remoteAddress: string | undefined;
+}
+
+/** Options of {@link createBroker}. */
+export interface BrokerOptions {
+  /** Resolves credentials to a principal, or null to refuse. Must not throw for bad input. */
+  authenticate: (req: AuthenticateRequest) => Promise<Principal | null>;
+  /** The broker's logger: pass a child bound to the component (`{ component: 'broker' }`). */
+  logger: Logger;
+  /** Max CONNECT attempts per remote address per minute before refusing (0 = off). Default 0. */
+  connectRatePerMinute?: number;
+  /** Publishes larger than this from non-service clients are dropped. Default 64 KiB. */
+  maxPayloadBytes?: number;
+  /**
+   * Any client (the service included) announcing a packet larger than this is disconnected before the
+   * packet is buffered. Default {@link DEFAULT_MAX_PACKET_BYTES}.
+   */
+  maxPacketBytes?: number;
+  /**
+   * aedes persistence (retained messages, QoS>0 queues, sessions). Default: aedes-persistence in memory.
+   * For several api,broker instances pass aedes-persistence-redis here and mqemitter-redis as `mq`.
+   * A persistence passed in is the caller's to destroy after {@link EmbeddedBroker.close}.
+   */
+  persistence?: AedesOptions['persistence'];
+  /** aedes message emitter, shared between broker instances when clustered. Closed by close(). */
+  mq?: AedesOptions['mq'];
+  /** Broker id, unique per instance in a cluster. Default: a random UUID. */
+  id?: string;
+}
+
+/** A running broker. */
+export interface EmbeddedBroker {
+  /** The aedes instance: `aedes.publish()` publishes as the server, bypassing the ACL. */
+  readonly aedes: Aedes;
+  /** Listens for MQTT over TCP; resolves with the bound port (`port` 0 picks a free one). */
+  listen(port: number, host?: string): Promise<number>;
+  /** Listens for MQTT over TLS with `tls` (key, cert…); resolves with the bound port. */
+  listenTls(port: number, host: string | undefined, tls: TlsOptions): Promise<number>;
+  /** Serves MQTT over WebSocket at `path` (default `/mqtt`) on an existing HTTP(S) server; other paths untouched. */
+  attachWebSocket(server: HttpServer | HttpsServer, path?: string): void;
+  /** Counters of what was refused and dropped since start. */
+  stats(): BrokerStatsSnapshot;
+  /** Clients that completed CONNECT and are still connected. */
+  connectedClients(): number;
+  /** Connected clients per principal kind. */
+  clientsByKind(): Record<PrincipalKind, number>;
+  /** Closes the listeners, every client connection and aedes. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** CONNACK return codes, MQTT 3.1.1 Table 3.1 (aedes' `AuthErrorCode` is a const enum, unusable here). */
+const ConnackCode = {
+  IDENTIFIER_REJECTED: 2,
+  SERVER_UNAVAILABLE: 3,
+  BAD_USERNAME_OR_PASSWORD: 4,
+  NOT_AUTHORIZED: 5,
+} as const;
+type ConnackCode = (typeof ConnackCode)[keyof typeof ConnackCode];
+
+type AuthenticateHook = NonNullable<AedesOptions['authenticate']>;
+type AuthenticateError = Parameters<Parameters<AuthenticateHook>[3]>[0];
+type Will = NonNullable<ConnectPacket['will']>;
+
+/** Creates and starts a broker; call `listen` and/or `attachWebSocket` to accept clients. */
+export async function createBroker(options: BrokerOptions): Promise<EmbeddedBroker> {
+  const settings = {
+    connectRatePerMinute: 0,
+    maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
+    maxPacketBytes: DEFAULT_MAX_PACKET_BYTES,
+    ...options,
+  };
+  if (!Number.isInteger(settings.maxPayloadBytes) || settings.maxPayloadBytes <= 0) {
+    throw new RangeError(`maxPayloadBytes must be a positive integer, got ${settings.maxPayloadBytes}`);
+  }
+  if (!Number.isInteger(settings.maxPacketBytes) || settings.maxPacketBytes < 1024) {
+    throw new RangeError(`maxPacketBytes must be an integer >= 1024, got ${settings.maxPacketBytes}`);
+  }
+  const log = settings.logger;
+  const stats = new BrokerStats();
+  const limiter = new ConnectRateLimiter({ perMinute: settings.connectRatePerMinute });
+  const principals = new WeakMap<Client, Principal>();
+  /** Will messages from CONNECT, kept for the authenticate step (aedes only passes them to preConnect). */
+  const wills = new WeakMap<Client, Will>();
+  /** Remote address per connection stream: a WebSocket stream has none of its own. */
+  const remoteAddresses = new WeakMap<object, string | undefined>();
+  const registered = new Set<Client>();
+  const expiries = new ExpiryTimers<Client>();
+
+  // The in-memory default with retained messages indexed by topic level: see retained-index.ts.
+  const persistence = settings.persistence ?? indexedMemoryPersistence();
+  const aedes = new GuardedAedes({ persistence, mq: settings.mq, id: settings.id });
+
+  /** Why `principal` may not publish this, or null when it may. */
+  function publishRefusal(
+    principal: Principal,
+    topic: string,
+    payload: Buffer | string,
+  ): { reason: PublishRefusal; text: string } | null {
+    if (!canPublish(principal, topic)) return { reason: 'topic', text: 'topic not allowed' };
+    if (principal.kind !== 'service' && Buffer.byteLength(payload) > settings.maxPayloadBytes) {
+      return { reason: 'payload-too-large', text: `payload over ${settings.maxPayloadBytes} bytes` };
+    }
+    return null;
+  }
+
+  aedes.preConnect = (client, packet, callback) => {
+    if (packet.will) wills.set(client, packet.will);
+    callback(null, true);
+  };
+
+  aedes.authenticate = (client, username, password, done) => {
+    const remoteAddress = remoteAddresses.get(client.conn);
+    const refuse = (
+      returnCode: ConnackCode,
+      counted: ConnectRefusal,
+      reason: string,
+      principal?: Principal,
+    ) => {
+      stats.connectRefused(counted, isPortalId(username));
+      log.warn(
+        { clientId: client.id, username, kind: principal?.kind, remoteAddress, returnCode, reason },
+        'connection refused',
+      );
+      const error = Object.assign(new Error(`connection refused: ${reason}`), { returnCode });
+      done(error as AuthenticateError, false);
+    };
+    if (!limiter.take(remoteAddress ?? 'unknown')) {
+      return refuse(
+        ConnackCode.SERVER_UNAVAILABLE,
+        'rate-limited',
+        `more than ${settings.connectRatePerMinute} connects per minute`,
+      );
+    }
+    if (!username) return refuse(ConnackCode.NOT_AUTHORIZED, 'anonymous', 'anonymous');
+
+    const accept = (principal: Principal | null) => {
+      if (!principal)
+        return refuse(ConnackCode.BAD_USERNAME_OR_PASSWORD, 'bad-credentials', 'bad credentials');
+      if (!clientIdAllowed(principal, client.id)) {
+        return refuse(
+          ConnackCode.IDENTIFIER_REJECTED,
+          'client-id',
+          'client id not allowed for this principal',
+          principal,
+        );
+      }
+      if (principal.kind === 'browser' && principal.expiresAt <= Date.now()) {
+        return refuse(ConnackCode.BAD_USERNAME_OR_PASSWORD, 'token-expired', 'token expired', principal);
+      }
+      // [MQTT-3.1.2-8] the server publishes the will on its own later, so it is authorized now, while
+      // the client can still be told: the same rule as its own publishes.
+      const will = wills.get(client);
+      const willRefusal = will ? publishRefusal(principal, will.topic, will.payload) : null;
+      if (will && willRefusal) {
+        return refuse(
+          ConnackCode.NOT_AUTHORIZED,
+          'will',
+          `will on ${will.topic}: ${willRefusal.text}`,
+          principal,
+        );
+      }
+      principals.set(client, principal);
+      stats.connectAccepted(principal.kind);
+      done(null, true);
+    };
+    settings
+      .authenticate({ clientId: client.id, username, password, remoteAddress })
+      .then(accept, (err: unknown) => {
+        log.error({ err, clientId: client.id, username }, 'authenticator failed');
+        refuse(ConnackCode.SERVER_UNAVAILABLE, 'authenticator-failed', 'authenticator failed');
+      })
+      .catch((err: unknown) => log.error({ err, clientId: client.id }, 'authentication step failed'));
+  };
+
+  aedes.authorizePublish = (client, packet, callback) => {
+    const principal = client ? principals.get(client) : undefined;
+    let refusal: { reason: PublishRefusal; text: string } | null;
+    if (client === null) {
+      // A will of a client of a broker that died (aedes' will sweep): vetted at that client's CONNECT.
+      refusal =
+        isTopicName(packet.topic) && !packet.topic.startsWith('$')
+          ? null
+          : { reason: 'topic', text: 'topic not allowed' };
+    } else {
+      refusal = principal
+        ? publishRefusal(principal, packet.topic, packet.payload)
+        : { reason: 'not-authenticated', text: 'not authenticated' };
+    }
+    if (refusal) {
+      stats.publishRefused(refusal.reason);
+      log.warn(
+        {
+          clientId: client?.id,
+          kind: principal?.kind,
+          topic: packet.topic,
+          qos: packet.qos,
+          reason: refusal.text,
+        },
+        'publish refused',
+      );
+      // [MQTT-3.3.5-2] acknowledged by its QoS, then dropped; see guarded-aedes.ts.
+      aedes.dropPublish(packet);
+    } else if (packet.retain && principal && !canRetain(principal, packet.topic)) {
+      // Delivered, not stored: aedes stores what is still marked retained when it routes the packet.
+      packet.retain = false;
+      stats.retainStripped();
+      log.debug({ clientId: client?.id, kind: principal.kind, topic: packet.topic }, 'retain flag dropped');
+    }
+    callback(null);
+  };
+
+  aedes.authorizeSubscribe = (client, subscription, callback) => {
+    const principal = principals.get(client);
+    if (principal && canSubscribe(principal, subscription.topic)) return callback(null, subscription);
+    stats.subscriptionRefused();
+    log.warn(
+      { clientId: client.id, kind: principal?.kind, filter: subscription.topic },
+      'subscription refused',
+    );
+    // A null subscription is granted as 0x80 (failure) in the SUBACK, MQTT 3.1.1 §3.9.3; others in the
+    // same SUBSCRIBE still go through and the connection stays open.
+    callback(null, null);
+  };
+
+  aedes.on('client', (client) => {
+    registered.add(client);
+    const principal = principals.get(client);
+    if (principal?.kind === 'browser') {
+      expiries.arm(client, principal.expiresAt, () => {
+        stats.browserTokenExpired();
+        log.info(
+          { clientId: client.id, subject: principal.subject },
+          'browser token expired; closing connection',
+        );
+        client.close();
+      });
+    }
+  });
+  aedes.on('clientReady', (client) => {
+    log.debug(
+      {
+        clientId: client.id,
+        kind: principals.get(client)?.kind,
+        remoteAddress: remoteAddresses.get(client.conn),
+      },
+      'client connected',
+    );
+  });
+  aedes.on('clientDisconnect', (client) => {
+    registered.delete(client);
+    expiries.clear(client);
+    log.debug({ clientId: client.id, kind: principals.get(client)?.kind }, 'client disconnected');
+  });
+  aedes.on('keepaliveTimeout', (client) => log.debug({ clientId: client.id }, 'keepalive timeout'));
+  aedes.on('clientError', (client, err) => logClientError(log, stats, client, err));
+  aedes.on('connectionError', (client, err) => logClientError(log, stats, client, err));
+  // Persistence and will-sweep failures; an EventEmitter 'error' without a listener would crash.
+  (aedes as EventEmitter).on('error', (err: Error) => log.error({ err }, 'broker error'));
+
+  await aedes.listen();
+
+  const transports = new BrokerTransports(
+    (stream, remoteAddress, req) => {
+      const guarded = new PacketSizeGuard(stream, settings.maxPacketBytes, (violation) => {
+        stats.connectionClosed(violation.kind);
+        const client = (guarded as { client?: Client }).client;
+        log.warn(
+          { clientId: client?.id || undefined, remoteAddress, ...violation },
+          violation.kind === 'packet-too-large'
+            ? 'packet too large; connection closed'
+            : 'malformed packet; connection closed',
+        );
+      });
+      remoteAddresses.set(guarded, remoteAddress);
+      aedes.handle(guarded, req);
+    },
+    (err) => log.error({ err }, 'listener error'),
+  );
+
+  let closing: Promise<void> | null = null;
+
+  return {
+    aedes,
+    listen: (port, host) => transports.listenTcp(port, host),
+    listenTls: (port, host, tls) => transports.listenTls(port, host, tls),
+    attachWebSocket: (server, path = DEFAULT_WS_PATH) => transports.attachWebSocket(server, path),
+    stats: () => stats.snapshot(),
+    connectedClients: () => aedes.connectedClients,
+    clientsByKind() {
+      const counts = Object.fromEntries(PRINCIPAL_KINDS.map((kind) => [kind, 0])) as Record<
+        PrincipalKind,
+        number
+      >;
+      for (const client of registered) {
+        // aedes can forget a closed client without 'clientDisconnect' (a cluster takeover of a closed
+        // one, aedes.js closeSameClients): such entries are dropped here.
+        const kind = principals.get(client)?.kind;
+        if (client.closed) registered.delete(client);
+        else if (kind) counts[kind]++;
+      }
+      return counts;
+    },
+    close() {
+      closing ??= (async () => {
+        transports.stopAccepting();
+        expiries.clearAll();
+        await new Promise<void>((resolve) => aedes.close(() => resolve()));
+        await transports.close();
+        log.debug('broker closed');
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Network errors are routine; protocol violations and limits hit are worth a warning. */
+const ROUTINE_ERROR_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED']);
+const ROUTINE_ERROR_MESSAGES = new Set(['keep alive timeout', 'connection closed']);
+
+function logClientError(
+  log: Logger,
+  stats: BrokerStats,
+  client: Client,
+  err: Error & { code?: string; errorCode?: number },
+): void {
+  const fields = { clientId: client.id ?? undefined, err };
+  // errorCode: a refused CONNECT (aedes closes after the CONNACK), already logged at warn when refused.
+  const routine =
+    err.errorCode !== undefined ||
+    ROUTINE_ERROR_CODES.has(err.code ?? '') ||
+    ROUTINE_ERROR_MESSAGES.has(err.message);
+  if (routine) {
+    log.debug(fields, 'client connection error');
+    return;
+  }
+  // Anything else closed the connection over what the client sent (bad header flags, a wildcard in a
+  // PUBLISH topic, a second CONNECT…): a protocol violation, [MQTT-4.8.0-1].
+  stats.connectionClosed('malformed');
+  log.warn(fields, 'client connection error');
+}

@@ -1,0 +1,134 @@
+/**
+ * A cap on the size of MQTT packets a client may send, enforced before they are buffered.
+ *
+ * mqtt-packet (aedes' parser) keeps appending bytes until a whole packet has arrived, and the fixed
+ * header may announce up to 268,435,455 bytes ([MQTT-2.2.3]: four bytes of remaining length). A client
+ * could therefore make the broker hold 256 MiB per connection before any authorization hook runs;
+ * aedes has no option for a maximum packet size (moscajs/aedes#831). This guard sits between the
+ * network stream and aedes: it follows the packet framing byte by byte (no buffering of its own) and
+ * closes the connection as soon as a fixed header announces a packet larger than the limit. MQTT
+ * 3.1.1 has no way to tell the client why; MQTT 5 would send DISCONNECT 0x95 (Packet too large),
+ * which needs a parsed CONNECT first: closing is what both allow ([MQTT-4.8.0-1] for 3.1.1's
+ * protocol errors).
+ */
+import { Duplex } from 'node:stream';
+
+/** Why the guard closed a connection. */
+export type FrameViolation =
+  | { kind: 'packet-too-large'; bytes: number; max: number }
+  /** A remaining length longer than four bytes ([MQTT-2.2.3]): not MQTT. */
+  | { kind: 'malformed' };
+
+/**
+ * Follows MQTT framing over a byte stream: fixed header byte, remaining length (variable byte
+ * integer, 1–4 bytes), then that many bytes. Pure and incremental: chunks may split anywhere.
+ */
+export class MqttFrameMeter {
+  #state: 'header' | 'length' | 'body' = 'header';
+  #length = 0;
+  #multiplier = 1;
+  #lengthBytes = 0;
+  #remaining = 0;
+
+  /** @param maxPacketBytes largest whole packet (fixed header included) allowed */
+  constructor(readonly maxPacketBytes: number) {
+    if (!Number.isInteger(maxPacketBytes) || maxPacketBytes < 2) {
+      throw new RangeError(`maxPacketBytes must be an integer >= 2, got ${maxPacketBytes}`);
+    }
+  }
+
+  /** Accounts for `chunk`; returns a violation as soon as one is seen, else null. */
+  feed(chunk: Uint8Array): FrameViolation | null {
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.#state === 'header') {
+        i++;
+        this.#state = 'length';
+        this.#length = 0;
+        this.#multiplier = 1;
+        this.#lengthBytes = 0;
+      } else if (this.#state === 'length') {
+        const byte = chunk[i++];
+        this.#length += (byte & 0x7f) * this.#multiplier;
+        this.#multiplier *= 128;
+        this.#lengthBytes++;
+        if (byte & 0x80) {
+          if (this.#lengthBytes === 4) return { kind: 'malformed' };
+          continue;
+        }
+        const bytes = 1 + this.#lengthBytes + this.#length;
+        if (bytes > this.maxPacketBytes) return { kind: 'packet-too-large', bytes, max: this.maxPacketBytes };
+        this.#remaining = this.#length;
+        this.#state = this.#remaining > 0 ? 'body' : 'header';
+      } else {
+        const n = Math.min(this.#remaining, chunk.length - i);
+        i += n;
+        this.#remaining -= n;
+        if (this.#remaining === 0) this.#state = 'header';
+      }
+    }
+    return null;
+  }
+}
+
+/**
+ * `inner` (a TCP/TLS socket or a WebSocket stream) as aedes should see it: reads pass through the
+ * {@link MqttFrameMeter}, writes go straight to `inner` with its backpressure, and destroying either
+ * side destroys both. On a violation `onViolation` is called and the connection is destroyed before
+ * the offending bytes reach the parser.
+ */
+export class PacketSizeGuard extends Duplex {
+  readonly #inner: Duplex;
+
+  constructor(inner: Duplex, maxPacketBytes: number, onViolation: (v: FrameViolation) => void) {
+    // Like a net.Socket of a server with allowHalfOpen false: the end of the client's data ends ours.
+    super({ allowHalfOpen: false });
+    this.#inner = inner;
+    const meter = new MqttFrameMeter(maxPacketBytes);
+    inner.on('data', (chunk: Buffer) => {
+      if (this.destroyed) return;
+      const violation = meter.feed(chunk);
+      if (violation) {
+        onViolation(violation);
+        this.destroy();
+        return;
+      }
+      if (!this.push(chunk)) inner.pause();
+    });
+    inner.once('end', () => this.push(null));
+    inner.on('error', (err: Error) => this.destroy(err));
+    inner.once('close', () => {
+      if (!this.destroyed) this.destroy();
+    });
+  }
+
+  override _read(): void {
+    this.#inner.resume();
+  }
+
+  override _write(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.#inner.write(chunk, encoding)) callback();
+    else this.#inner.once('drain', () => callback());
+  }
+
+  /**
+   * What was written while corked, as one write. mqtt-packet writes a packet field by field (header,
+   * length, topic, payload) between cork() and uncork(); without this each field became its own
+   * write on `inner`: a syscall per field on TCP, a WebSocket frame per field on WS. In the
+   * benchmark those small writes were the broker's largest CPU cost.
+   */
+  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+    const data = chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk));
+    if (this.#inner.write(data)) callback();
+    else this.#inner.once('drain', () => callback());
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.#inner.end(() => callback());
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.#inner.destroy();
+    callback(err);
+  }
+}

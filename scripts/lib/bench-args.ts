@@ -1,0 +1,150 @@
+/**
+ * Command line of `npm run bench`: options over defaults, then checked at once with a message that
+ * names the bad option.
+ */
+
+export type BrokerMode = 'embedded' | 'mosquitto';
+
+export interface BenchArgs {
+  /** Simulated sites (one GX and one solar charger each); the job updates every solar charger. */
+  sites: number;
+  /** Measured runs per broker (after one warm-up job that is not counted). */
+  runs: number;
+  brokers: BrokerMode[];
+  /** `split`: the front (api, broker) and a worker in two processes, as deployed; `single`: one process with every role. */
+  topology: 'single' | 'split';
+  /** Simulator time scale: 38 makes a solar charger update (77 s real) take about 2 s. */
+  timeScale: number;
+  /** Site connections per second while the fleet connects. */
+  connectRate: number;
+  /** Executions in flight while status latency is measured. */
+  latencyConcurrency: number;
+  /** Concurrent HTTP clients launching jobs, and how many launches in all. */
+  launchClients: number;
+  launches: number;
+  /** Devices per launched job in the launch test. */
+  launchDevices: number;
+  /** Devices in the warm-up job (not counted). */
+  warmupDevices: number;
+  /** Seconds the raw broker rate is measured for. */
+  ceilingSec: number;
+  /** Jobs through the empty BullMQ worker. */
+  ceilingJobs: number;
+  /** WORKER_CONCURRENCY for the service; null: the service's default. */
+  workerConcurrency: number | null;
+  logLevel: string;
+  /** Write a V8 CPU profile of the service process (`--cpu-prof`) into this directory. */
+  profileDir: string | null;
+  /** More Node flags for the service process, e.g. `--heapsnapshot-signal=SIGUSR2`. */
+  serviceNodeArgs: string[];
+  quick: boolean;
+}
+
+export const USAGE = `npm run bench -- [options]
+
+  --sites N                 simulated sites, one solar charger each (default 2000; 10000 for the target)
+  --runs N                  measured runs per broker, after a warm-up (default 3)
+  --broker M                embedded | mosquitto | both (default both)
+  --topology T              split: [api,broker] + [worker] processes, as docker-compose deploys it;
+                            single: one process with every role, as npm run demo (default split)
+  --time-scale X            simulator time scale (default 38: one update takes ~2 s)
+  --connect-rate N          site connections per second (default 1000)
+  --latency-concurrency N   executions in flight while status latency is measured (default 1000)
+  --launch-clients N        concurrent HTTP clients in the launch test (default 16)
+  --launches N              jobs launched in the launch test (default 400)
+  --worker-concurrency N    WORKER_CONCURRENCY of the service (default: the service's own)
+  --log-level L             LOG_LEVEL of the service (default warn)
+  --profile DIR             write a CPU profile of the service process (node --cpu-prof) to DIR
+  --node-args "FLAGS"       more Node flags for the service process (e.g. --heapsnapshot-signal=SIGUSR2)
+  --quick                   smoke run: 200 sites, 1 run, embedded broker, short tests (< 60 s)
+  --help`;
+
+export class UsageError extends Error {}
+
+export function parseBenchArgs(argv: readonly string[]): BenchArgs {
+  const quick = argv.includes('--quick');
+  const a: BenchArgs = {
+    sites: quick ? 200 : 2000,
+    runs: quick ? 1 : 3,
+    brokers: quick ? ['embedded'] : ['embedded', 'mosquitto'],
+    topology: 'split',
+    timeScale: 38,
+    connectRate: 1000,
+    latencyConcurrency: quick ? 100 : 1000,
+    launchClients: quick ? 4 : 16,
+    launches: quick ? 40 : 400,
+    launchDevices: 10,
+    warmupDevices: quick ? 50 : 500,
+    ceilingSec: quick ? 2 : 5,
+    ceilingJobs: quick ? 2000 : 20_000,
+    workerConcurrency: null,
+    logLevel: 'warn',
+    profileDir: null,
+    serviceNodeArgs: [],
+    quick,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    if (flag === '--quick') continue;
+    if (flag === '--help' || flag === '-h') throw new UsageError('');
+    const value = argv[i + 1];
+    if (value === undefined || (value.startsWith('--') && flag !== '--node-args')) throw new UsageError(`${flag} needs a value`);
+    i++;
+    const int = (min: number, max: number): number => {
+      const n = Number(value);
+      if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag} must be an integer ${min}..${max}, got '${value}'`);
+      return n;
+    };
+    switch (flag) {
+      case '--sites':
+        a.sites = int(10, 20_000);
+        break;
+      case '--runs':
+        a.runs = int(1, 20);
+        break;
+      case '--broker':
+        if (value === 'both') a.brokers = ['embedded', 'mosquitto'];
+        else if (value === 'embedded' || value === 'mosquitto') a.brokers = [value];
+        else throw new UsageError(`--broker must be embedded, mosquitto or both, got '${value}'`);
+        break;
+      case '--topology':
+        if (value !== 'single' && value !== 'split') throw new UsageError(`--topology must be single or split, got '${value}'`);
+        a.topology = value;
+        break;
+      case '--time-scale': {
+        const x = Number(value);
+        if (!(x > 0) || x > 100_000) throw new UsageError(`--time-scale must be a number > 0, got '${value}'`);
+        a.timeScale = x;
+        break;
+      }
+      case '--connect-rate':
+        a.connectRate = int(1, 100_000);
+        break;
+      case '--latency-concurrency':
+        a.latencyConcurrency = int(1, 20_000);
+        break;
+      case '--launch-clients':
+        a.launchClients = int(1, 1000);
+        break;
+      case '--launches':
+        a.launches = int(1, 100_000);
+        break;
+      case '--worker-concurrency':
+        a.workerConcurrency = int(1, 100_000);
+        break;
+      case '--log-level':
+        if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(value)) throw new UsageError(`--log-level: unknown level '${value}'`);
+        a.logLevel = value;
+        break;
+      case '--profile':
+        a.profileDir = value;
+        break;
+      case '--node-args':
+        a.serviceNodeArgs = value.split(/\s+/).filter(Boolean);
+        break;
+      default:
+        throw new UsageError(`unknown option ${flag}`);
+    }
+  }
+  return a;
+}

@@ -1,0 +1,287 @@
+/**
+ * One benchmark run's processes: a private redis-server (no persistence), the service in its own
+ * process (`src/main.ts`: api,broker,worker with the embedded broker, or api,worker pointed at the
+ * machine's Mosquitto), and the simulated fleet in another, every site registered and inventoried.
+ * Each run starts all of it fresh and tears it down, so runs are independent.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { portalIdsFor } from '../../devices-sim/index.js';
+import { connectMqtt, waitConnected } from '../../src/mqtt/connect.js';
+import { fleetDeviceTopic, jobDeviceTopic, jobStatusTopic, serialTopic } from '../../src/protocol/index.js';
+import { createKeys, type Keys } from '../../src/store/keys.js';
+import { SiteStore } from '../../src/store/site-store.js';
+import type { BenchArgs, BrokerMode } from './bench-args.js';
+import { collectGarbage } from './bench-inspector.js';
+import { mosquittoPid, procSample, procSamples } from './bench-proc.js';
+import { SimProcess } from './bench-sim.js';
+import { freePort, ManagedProcess, ROOT } from './processes.js';
+
+/** The machine's Mosquitto (anonymous clients allowed there, see /etc/mosquitto/mosquitto.conf). */
+export const MOSQUITTO_URL = 'mqtt://127.0.0.1:1883';
+
+export interface RssSample {
+  service: number;
+  raw: number;
+  broker: number;
+}
+
+export interface Cluster {
+  mode: BrokerMode;
+  prefix: string;
+  keys: Keys;
+  /** The bench's own connection to the private Redis. */
+  redis: Redis;
+  redisPid: number;
+  /** The service's processes (one, or the front and a worker): their CPU and memory are the service's. */
+  servicePids: number[];
+  /** Mosquitto's pid in mosquitto mode (its CPU and memory count as the broker's), else null. */
+  brokerPid: number | null;
+  httpUrl: string;
+  /** The broker the sites and the service use. */
+  mqttUrl: string;
+  servicePassword: string;
+  operatorToken: string;
+  sim: SimProcess;
+  /** Solar charger device ids, one per site: what the jobs update. */
+  targets: string[];
+  devices: number;
+  /** Milliseconds for every site to connect (and be acknowledged), from the simulator's start. */
+  connectMs: number;
+  /**
+   * RSS (bytes) of the service after a full garbage collection, and as found (`raw`), and of the broker
+   * (Mosquitto; 0 when embedded), before the fleet connected and once it was inventoried.
+   */
+  rssBeforeFleet: RssSample;
+  rssWithFleet: RssSample;
+  /** The service's RSS right after a full garbage collection (through its inspector). */
+  liveRss(): Promise<number>;
+  /** Job ids created in this cluster, for the retained clean-up on Mosquitto. */
+  jobIds: string[];
+  workDir: string;
+  /** The end of the service's log (stdout and stderr). */
+  serviceLogTail(chars?: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+function redisProcess(port: number, dir: string): ManagedProcess {
+  return new ManagedProcess(
+    `redis:${port}`,
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'no'],
+    process.env,
+    null,
+    async () => {
+      const probe = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      probe.on('error', () => undefined);
+      try {
+        await probe.connect();
+        return (await probe.ping()) === 'PONG';
+      } catch {
+        return false;
+      } finally {
+        probe.disconnect();
+      }
+    },
+  );
+}
+
+/** `src/main.ts` with `env` and extra Node flags; `ready` says when it serves. */
+function serviceProcess(name: string, env: Record<string, string>, logFile: string, nodeArgs: string[], ready: () => Promise<boolean>): ManagedProcess {
+  return new ManagedProcess(name, process.execPath, [...nodeArgs, '--import', 'tsx', path.join(ROOT, 'src/main.ts')], { ...process.env, ...env }, logFile, ready);
+}
+
+async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Starts Redis, the service and the fleet; resolves once every device is in the inventory. */
+export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line: string) => void): Promise<Cluster> {
+  const prefix = `bench${randomBytes(3).toString('hex')}`;
+  const workDir = await mkdtemp(path.join(os.tmpdir(), `ff-${prefix}-`));
+  const closers: (() => Promise<void>)[] = [];
+  const close = async () => {
+    for (const c of closers.reverse()) await c().catch((err: unknown) => log(`  clean-up step failed: ${String(err)}`));
+  };
+  try {
+    const redisPort = await freePort();
+    const redisProc = redisProcess(redisPort, workDir);
+    await redisProc.start();
+    closers.push(() => redisProc.stop());
+    const redisUrl = `redis://127.0.0.1:${redisPort}`;
+    const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+    closers.push(async () => void redis.disconnect());
+
+    const brokerPid = mode === 'mosquitto' ? await mosquittoPid() : null;
+    if (mode === 'mosquitto' && brokerPid === null) throw new Error('--broker mosquitto: no Mosquitto running (/run/mosquitto/mosquitto.pid)');
+    const [httpPort, mqttPort] = await Promise.all([freePort(), freePort()]);
+    const servicePassword = randomBytes(16).toString('hex');
+    const operatorToken = `op-${randomBytes(12).toString('hex')}`;
+    const common: Record<string, string> = {
+      PORT: String(httpPort),
+      MQTT_PORT: String(mqttPort),
+      HOST: '127.0.0.1',
+      PUBLIC_URL: `http://127.0.0.1:${httpPort}`,
+      QUEUE_PREFIX: prefix,
+      REDIS_URL: redisUrl,
+      SIGNING_SECRET: randomBytes(32).toString('hex'),
+      MQTT_SERVICE_PASSWORD: servicePassword,
+      API_TOKENS: `operator:${operatorToken}`,
+      FIRMWARE_DIR: path.join(workDir, 'firmware'),
+      LOG_LEVEL: args.logLevel,
+      ...(mode === 'mosquitto' ? { MQTT_URL: MOSQUITTO_URL } : {}),
+      ...(args.workerConcurrency !== null ? { WORKER_CONCURRENCY: String(args.workerConcurrency) } : {}),
+    };
+    const mqttUrl = mode === 'embedded' ? `mqtt://127.0.0.1:${mqttPort}` : MOSQUITTO_URL;
+    // single: every role in one process. split: the front (api, and the broker when embedded) and a
+    // worker process pointed at the broker, as docker-compose.yml deploys it.
+    const front = mode === 'embedded' ? 'api,broker' : 'api';
+    const roles = args.topology === 'single' ? [`${front},worker`] : [front, 'worker'];
+    const services: { proc: ManagedProcess; inspectPort: number; log: string }[] = [];
+    let stopping = false;
+    closers.push(async () => {
+      stopping = true;
+      for (const s of [...services].reverse()) await s.proc.stop();
+    });
+    for (const [i, role] of roles.entries()) {
+      const name = roles.length === 1 ? 'service' : role.includes('api') ? 'front' : 'worker';
+      // The inspector, on loopback only, lets the bench run a full GC before it reads memory figures.
+      const inspectPort = await freePort();
+      const nodeArgs: string[] = [`--inspect=127.0.0.1:${inspectPort}`, ...args.serviceNodeArgs];
+      if (args.profileDir) {
+        await mkdir(args.profileDir, { recursive: true });
+        // Not allowed in NODE_OPTIONS: passed on the command line; written when the service exits.
+        nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${path.resolve(args.profileDir)}`);
+      }
+      const env = { ...common, ROLE: role };
+      let ready: () => Promise<boolean> = () => fetch(`http://127.0.0.1:${httpPort}/healthz`).then((r) => r.ok, () => false);
+      if (!role.includes('api')) {
+        // A worker has no API: its metrics listener, opened last at start-up, says it is up.
+        const metricsPort = await freePort();
+        Object.assign(env, { MQTT_URL: mqttUrl, METRICS_PORT: String(metricsPort) });
+        ready = () => fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.ok, () => false);
+      }
+      const logFile = path.join(workDir, `${name}.log`);
+      const proc = serviceProcess(name, env, logFile, nodeArgs, ready);
+      services.push({ proc, inspectPort, log: logFile });
+      await proc.start(60_000);
+      proc.child?.once('exit', (code, signal) => {
+        if (!stopping) log(`  the ${name} process exited unexpectedly (code ${code ?? '-'}, signal ${signal ?? '-'})`);
+      });
+      if (i === 0 && roles.length > 1) log(`  processes: ${roles.map((r) => `[${r}]`).join(' + ')}`);
+    }
+    const servicePids = services.map((s) => s.proc.pid!);
+
+    const liveRss = async () => {
+      await Promise.all(services.map((s) => collectGarbage(s.inspectPort)));
+      return (await procSamples(servicePids)).rss;
+    };
+    const rssNow = async (): Promise<RssSample> => {
+      const raw = (await procSamples(servicePids)).rss;
+      return { raw, service: await liveRss(), broker: brokerPid ? (await procSample(brokerPid)).rss : 0 };
+    };
+    // Settled after start-up (JIT, first Redis and MQTT traffic) before the baseline is taken.
+    await new Promise((r) => setTimeout(r, 2000));
+    const rssBeforeFleet = await rssNow();
+    const salt = prefix;
+    const portalIds = portalIdsFor(args.sites, 1, salt);
+    const keys = createKeys(prefix);
+    const registered = await new SiteStore(redis, keys).register(portalIds.map((portalId) => ({ portalId })), 'bench');
+    const secrets = Object.fromEntries(registered.map((s) => [s.portalId, s.secret]));
+
+    const sim = SimProcess.spawn();
+    const jobIds: string[] = [];
+    closers.push(async () => {
+      await sim.stop();
+      if (mode === 'mosquitto') await clearRetained(portalIds, targetsOf(portalIds), jobIds);
+    });
+    const started = await sim.start(
+      { url: mqttUrl, sites: args.sites, salt, timeScale: args.timeScale, connectRatePerSec: args.connectRate, secrets },
+      30 * 60_000,
+    );
+    const targets = started.devices.filter((d) => d.service === 'solarcharger').map((d) => d.deviceId);
+    log(`  ${args.sites} sites connected in ${(started.connectMs / 1000).toFixed(1)} s; waiting for the inventory of ${started.devices.length} devices`);
+    await until(
+      async () => (await redis.hlen(keys.devices())) >= started.devices.length,
+      60_000 + args.sites * 20,
+      `the inventory of ${started.devices.length} devices`,
+    ).catch(async (err: Error) => {
+      const known = new Set(await redis.hkeys(keys.devices()));
+      const missing = started.devices.filter((d) => !known.has(d.deviceId)).map((d) => d.deviceId);
+      throw new Error(`${err.message}: ${missing.length} missing, e.g. ${missing.slice(0, 5).join(', ')}`);
+    });
+    await new Promise((r) => setTimeout(r, 2000));
+    const rssWithFleet = await rssNow();
+    return {
+      mode,
+      prefix,
+      keys,
+      redis,
+      redisPid: redisProc.pid!,
+      servicePids,
+      brokerPid,
+      httpUrl: `http://127.0.0.1:${httpPort}`,
+      mqttUrl,
+      servicePassword,
+      operatorToken,
+      sim,
+      targets,
+      devices: started.devices.length,
+      connectMs: started.connectMs,
+      rssBeforeFleet,
+      rssWithFleet,
+      liveRss,
+      jobIds,
+      workDir,
+      serviceLogTail: async (chars = 4000) => {
+        const tails = await Promise.all(services.map((sv) => readFile(sv.log, 'utf8').then((t) => `${path.basename(sv.log)}:\n${t.slice(-chars)}`, () => '')));
+        return tails.join('\n');
+      },
+      close: async () => {
+        await close();
+        await rm(workDir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await close();
+    const tail = (
+      await Promise.all(['service', 'front', 'worker'].map((n) => readFile(path.join(workDir, `${n}.log`), 'utf8').then((t) => `${n}.log:\n${t.slice(-3000)}`, () => '')))
+    )
+      .filter(Boolean)
+      .join('\n');
+    if (!process.env.BENCH_DEBUG) await rm(workDir, { recursive: true, force: true });
+    if (tail) log(`  service log (end):\n${tail}`);
+    throw err;
+  }
+}
+
+function targetsOf(portalIds: readonly string[]): string[] {
+  return portalIds.map((id) => `${id}.solarcharger.256`);
+}
+
+/**
+ * Mosquitto keeps retained messages (and persists them): remove every one this run left there, the
+ * sites' Serials, the fleet records and the jobs' records, with empty retained publishes.
+ */
+async function clearRetained(portalIds: readonly string[], targets: readonly string[], jobIds: readonly string[]): Promise<void> {
+  const client = connectMqtt(MOSQUITTO_URL, { clientId: `ffbench-clean-${randomBytes(4).toString('hex')}`, reconnectPeriod: 0 });
+  await waitConnected(client);
+  const topics: string[] = [];
+  for (const id of portalIds) topics.push(serialTopic(id), fleetDeviceTopic(`${id}.platform.0`));
+  for (const d of targets) topics.push(fleetDeviceTopic(d));
+  for (const jobId of jobIds) {
+    topics.push(jobStatusTopic(jobId));
+    for (const d of targets) topics.push(jobDeviceTopic(jobId, d));
+  }
+  for (let i = 0; i < topics.length; i += 1000) {
+    await Promise.all(topics.slice(i, i + 1000).map((t) => client.publishAsync(t, '', { qos: 1, retain: true })));
+  }
+  await client.endAsync();
+}

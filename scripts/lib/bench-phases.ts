@@ -1,0 +1,294 @@
+/**
+ * What one benchmark run measures, against a running cluster:
+ * - throughput: one job over every solar charger; executions per second, wall time, CPU and memory;
+ * - status latency: device progress event → the browser's copy of the execution record, with the
+ *   rollout holding `latencyConcurrency` executions in flight;
+ * - launch: concurrent `POST /api/jobs` (scheduled an hour ahead, so nothing runs), latency and rate.
+ */
+import { imageBytes } from '../../src/demo/seed-firmware.js';
+import type { Cluster } from './bench-cluster.js';
+import { procSample, procSamples } from './bench-proc.js';
+import { monoUs, type ProgressSample } from './bench-sim.js';
+import { latencySummary, percentile } from './bench-stats.js';
+import type { JobWatcher, ReceivedRecord } from './bench-watcher.js';
+
+const SOLAR_CHARGER_PRODUCT = '0xA058';
+const IMAGE_BYTES = 128 * 1024;
+const TERMINAL = new Set(['succeeded', 'failed', 'timed_out', 'rejected', 'canceled']);
+
+/** `fetch` against the service's API with the operator token; throws on a non-2xx answer. */
+async function api<T>(c: Cluster, method: string, pathname: string, body?: unknown, raw?: Buffer): Promise<T> {
+  const headers: Record<string, string> = { authorization: `Bearer ${c.operatorToken}` };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (raw) headers['content-type'] = 'application/octet-stream';
+  const res = await fetch(`${c.httpUrl}${pathname}`, { method, headers, body: raw ? new Uint8Array(raw) : body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${pathname}: ${res.status} ${text.slice(0, 300)}`);
+  return JSON.parse(text) as T;
+}
+
+/** Uploads a solar charger image of `version` (deterministic bytes) through the API; returns its id. */
+export async function uploadImage(c: Cluster, version: string): Promise<string> {
+  const name = 'SmartSolar MPPT 150/35';
+  const q = new URLSearchParams({ version, products: SOLAR_CHARGER_PRODUCT, name });
+  const res = await api<{ firmware: { id: string } }>(c, 'POST', `/api/firmware?${q}`, undefined, imageBytes(name, version, IMAGE_BYTES));
+  return res.firmware.id;
+}
+
+/** A VE.Direct version newer than any the simulator starts with: v2.00, v2.01, … (hex digits). */
+export function imageVersion(n: number): string {
+  const hex = (0x200 + n).toString(16);
+  return `v${hex.slice(0, -2)}.${hex.slice(-2)}`;
+}
+
+async function launch(c: Cluster, body: Record<string, unknown>): Promise<{ id: string; ms: number }> {
+  const t0 = performance.now();
+  const res = await api<{ job: { id: string } }>(c, 'POST', '/api/jobs', body);
+  c.jobIds.push(res.job.id);
+  return { id: res.job.id, ms: performance.now() - t0 };
+}
+
+interface JobPoll {
+  state: string;
+  finishedAt: string | null;
+  inflight: number;
+}
+
+async function pollJob(c: Cluster, jobId: string): Promise<JobPoll> {
+  const [state, finishedAt, inflight] = await c.redis.hmget(c.keys.job(jobId), 'state', 'finishedAt', 'inflight');
+  return { state: state ?? 'missing', finishedAt, inflight: Number(inflight ?? 0) };
+}
+
+/** Every execution record of a job, straight from Redis (the API would serialize 10,000 of them). */
+async function executionsOf(c: Cluster, jobId: string): Promise<{ state: string; finishedAt: string | null; startedAt: string | null }[]> {
+  const h = await c.redis.hgetall(c.keys.jobExecutions(jobId));
+  return Object.values(h).map((v) => JSON.parse(v) as { state: string; finishedAt: string | null; startedAt: string | null });
+}
+
+export interface ThroughputResult {
+  executions: number;
+  states: Record<string, number>;
+  succeededPct: number;
+  /** POST /api/jobs (this job) → the job's last terminal execution, ms. */
+  wallMs: number;
+  /** Executions finished per second between the 10th and the 90th percentile of finish times. */
+  execPerSec: number;
+  /** executions ÷ wall time. */
+  execPerSecOverall: number;
+  serviceCpuMsPerExec: number;
+  /** The same per service process (front, worker) when there are several. */
+  serviceCpuMsPerExecByProcess: number[];
+  /** Mosquitto's CPU per execution in mosquitto mode (0 with the embedded broker, which is in the service). */
+  brokerCpuMsPerExec: number;
+  redisCpuMsPerExec: number;
+  simCpuMsPerExec: number;
+  peakInflight: number;
+  /** (service RSS with most executions in flight − RSS before the job), both after a full GC, ÷ those executions, KB. */
+  rssPerInflightKb: number;
+  /** MQTT deliveries per execution: messages the sites sent and received, plus the browser's. */
+  deliveriesPerExec: number;
+  /** Those deliveries per second of wall time. */
+  deliveriesPerSec: number;
+  /** Redis commands per execution (INFO commandstats; a Lua script counts once, plus what it calls), and the top five. */
+  redisCallsPerExec: number;
+  redisTop: string;
+  launchMs: number;
+}
+
+/** Calls per Redis command so far (`cmdstat_evalsha:calls=12,…`). */
+async function commandStats(c: Cluster): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const m of (await c.redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out.set(m[1], Number(m[2]));
+  return out;
+}
+
+/** Waits for a job to end, sampling in-flight executions. */
+async function followJob(c: Cluster, jobId: string, timeoutMs: number, onSample?: (p: JobPoll) => void | Promise<void>): Promise<JobPoll> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const p = await pollJob(c, jobId);
+    await onSample?.(p);
+    if (p.state === 'completed' || p.state === 'aborted') return p;
+    if (Date.now() > deadline) throw new Error(`job ${jobId} did not finish within ${timeoutMs} ms (state ${p.state}, ${p.inflight} in flight)`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** One job over `devices`; the browser watches it. */
+export async function throughput(
+  c: Cluster,
+  watcher: JobWatcher,
+  devices: readonly string[],
+  firmwareId: string,
+  expectedInflight: number,
+): Promise<ThroughputResult> {
+  const baseRss = await c.liveRss();
+  const before = {
+    service: (await procSamples(c.servicePids)).cpuMs,
+    byProcess: await Promise.all(c.servicePids.map(async (pid) => (await procSample(pid)).cpuMs)),
+    broker: c.brokerPid ? (await procSample(c.brokerPid)).cpuMs : 0,
+    redis: (await procSample(c.redisPid)).cpuMs,
+    sim: await c.sim.stats(),
+    redisCalls: await commandStats(c),
+  };
+  watcher.takeCount();
+  const t0 = Date.now();
+  const launched = await launch(c, { firmwareId, devices });
+  await watcher.watch(launched.id);
+  let peakInflight = 0;
+  // Memory per execution in flight: once, when (nearly) as many are in flight as will be, after a
+  // full GC (one pause of the service during the run, the price of measuring what is live).
+  let rssPerInflightKb = Number.NaN;
+  const end = await followJob(c, launched.id, 30 * 60_000, async (p) => {
+    peakInflight = Math.max(peakInflight, p.inflight);
+    if (Number.isNaN(rssPerInflightKb) && p.inflight >= 0.9 * expectedInflight) {
+      const inflight = p.inflight;
+      rssPerInflightKb = ((await c.liveRss()) - baseRss) / 1024 / inflight;
+    }
+  });
+  const after = {
+    service: (await procSamples(c.servicePids)).cpuMs,
+    byProcess: await Promise.all(c.servicePids.map(async (pid) => (await procSample(pid)).cpuMs)),
+    broker: c.brokerPid ? (await procSample(c.brokerPid)).cpuMs : 0,
+    redis: (await procSample(c.redisPid)).cpuMs,
+    sim: await c.sim.stats(),
+    redisCalls: await commandStats(c),
+  };
+  // Status messages still on their way when the job ended are part of its cost.
+  await new Promise((r) => setTimeout(r, 500));
+  const browserMessages = watcher.takeCount();
+  await watcher.unwatch(launched.id);
+
+  const execs = await executionsOf(c, launched.id);
+  const states: Record<string, number> = {};
+  for (const e of execs) states[e.state] = (states[e.state] ?? 0) + 1;
+  const finished = execs.filter((e) => TERMINAL.has(e.state) && e.finishedAt).map((e) => Date.parse(e.finishedAt!));
+  const lastFinish = end.finishedAt ? Date.parse(end.finishedAt) : Math.max(...finished);
+  const wallMs = lastFinish - t0;
+  const p10 = percentile(finished, 10);
+  const p90 = percentile(finished, 90);
+  const n = execs.length;
+  const calls = [...after.redisCalls].map(([cmd, v]) => [cmd, (v - (before.redisCalls.get(cmd) ?? 0)) / n] as const).sort((a, b) => b[1] - a[1]);
+  const deliveries = after.sim.published - before.sim.published + (after.sim.received - before.sim.received) + browserMessages;
+  return {
+    executions: n,
+    states,
+    succeededPct: (100 * (states.succeeded ?? 0)) / n,
+    wallMs,
+    execPerSec: p90 > p10 ? (0.8 * n) / ((p90 - p10) / 1000) : n / (wallMs / 1000),
+    execPerSecOverall: n / (wallMs / 1000),
+    serviceCpuMsPerExec: (after.service - before.service) / n,
+    serviceCpuMsPerExecByProcess: after.byProcess.map((v, i) => (v - before.byProcess[i]) / n),
+    brokerCpuMsPerExec: (after.broker - before.broker) / n,
+    redisCpuMsPerExec: (after.redis - before.redis) / n,
+    simCpuMsPerExec: (after.sim.cpuUs - before.sim.cpuUs) / 1000 / n,
+    peakInflight,
+    rssPerInflightKb,
+    deliveriesPerExec: deliveries / n,
+    deliveriesPerSec: deliveries / (wallMs / 1000),
+    redisCallsPerExec: calls.reduce((a, [, v]) => a + v, 0),
+    redisTop: calls.slice(0, 6).map(([cmd, v]) => `${cmd} ${v.toFixed(1)}`).join(', '),
+    launchMs: launched.ms,
+  };
+}
+
+export interface LatencyResult {
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  samples: number;
+  /** Device events with no matching record (the event changed nothing the browser sees). */
+  unmatched: number;
+  /** Median executions in flight while the samples were taken. */
+  inflight: number;
+}
+
+/**
+ * Pairs each device progress event with the first execution record the browser received afterwards
+ * for that device showing that phase and percentage.
+ */
+export function matchLatencies(sent: readonly ProgressSample[], received: readonly ReceivedRecord[], windowUs: [number, number]): { latencies: number[]; unmatched: number } {
+  const byDevice = new Map<string, ReceivedRecord[]>();
+  for (const r of received) {
+    let list = byDevice.get(r[0]);
+    if (!list) byDevice.set(r[0], (list = []));
+    list.push(r);
+  }
+  const latencies: number[] = [];
+  let unmatched = 0;
+  for (const [executionId, phase, progress, sentUs] of sent) {
+    if (sentUs < windowUs[0] || sentUs > windowUs[1]) continue;
+    const deviceId = executionId.slice(executionId.indexOf('.') + 1);
+    const match = byDevice.get(deviceId)?.find((r) => r[4] >= sentUs && r[1] === phase && r[2] === progress);
+    if (match) latencies.push((match[4] - sentUs) / 1000);
+    else unmatched++;
+  }
+  return { latencies, unmatched };
+}
+
+/** A job over `devices` with `concurrency` in flight; latency of every progress event in the steady part. */
+export async function statusLatency(c: Cluster, watcher: JobWatcher, devices: readonly string[], firmwareId: string, concurrency: number): Promise<LatencyResult> {
+  const launched = await launch(c, { firmwareId, devices, rollout: { maxConcurrent: concurrency } });
+  await watcher.watch(launched.id);
+  watcher.record(true);
+  await c.sim.record(true);
+  // The steady part: from the first to the last moment the rollout held (nearly) `concurrency` in flight.
+  const full = Math.max(1, Math.floor(concurrency * 0.95));
+  let windowStart = Number.POSITIVE_INFINITY;
+  let windowEnd = 0;
+  const inflight: number[] = [];
+  await followJob(c, launched.id, 30 * 60_000, (p) => {
+    if (p.inflight >= full) {
+      const now = monoUs();
+      windowStart = Math.min(windowStart, now);
+      windowEnd = now;
+      inflight.push(p.inflight);
+    }
+  });
+  await new Promise((r) => setTimeout(r, 500));
+  await c.sim.record(false);
+  watcher.record(false);
+  await watcher.unwatch(launched.id);
+  const sent = await c.sim.samples();
+  const received = watcher.takeRecords();
+  const { latencies, unmatched } = matchLatencies(sent, received, [windowStart, windowEnd]);
+  const s = latencySummary(latencies);
+  return { p50Ms: s.p50, p99Ms: s.p99, maxMs: s.max, samples: s.n, unmatched, inflight: percentile(inflight, 50) };
+}
+
+export interface LaunchResult {
+  p50Ms: number;
+  p99Ms: number;
+  perSec: number;
+  launches: number;
+  clients: number;
+}
+
+/** `launches` jobs of `size` devices from `clients` concurrent clients; every one aborted afterwards. */
+export async function launchRate(c: Cluster, devices: readonly string[], firmwareId: string, clients: number, launches: number, size: number): Promise<LaunchResult> {
+  const startAt = new Date(Date.now() + 3600_000).toISOString();
+  const ms: number[] = [];
+  const ids: string[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      for (let i = next++; i < launches; i = next++) {
+        const from = (i * size) % Math.max(1, devices.length - size);
+        const r = await launch(c, { firmwareId, devices: devices.slice(from, from + size), schedule: { startAt } });
+        ms.push(r.ms);
+        ids.push(r.id);
+      }
+    }),
+  );
+  const elapsed = performance.now() - t0;
+  // Scheduled jobs would be looked at by every rollout sweep of the next measurement: end them.
+  let k = 0;
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      for (let i = k++; i < ids.length; i = k++) await api(c, 'POST', `/api/jobs/${ids[i]}/abort`);
+    }),
+  );
+  const s = latencySummary(ms);
+  return { p50Ms: s.p50, p99Ms: s.p99, perSec: launches / (elapsed / 1000), launches, clients };
+}

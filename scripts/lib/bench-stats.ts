@@ -1,0 +1,51 @@
+/**
+ * Small statistics for the benchmark: percentiles of one run's samples, and the median and spread of
+ * a figure over several runs.
+ */
+
+/** The p-th percentile (0–100) by nearest rank; NaN for no samples. Sorts a copy. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = Float64Array.from(values).sort();
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
+  return sorted[rank - 1];
+}
+
+/** p50, p99 and max of one run's samples. */
+export function latencySummary(values: readonly number[]): { p50: number; p99: number; max: number; n: number } {
+  if (values.length === 0) return { p50: Number.NaN, p99: Number.NaN, max: Number.NaN, n: 0 };
+  const sorted = Float64Array.from(values).sort();
+  const at = (p: number) => sorted[Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length))) - 1];
+  return { p50: at(50), p99: at(99), max: sorted[sorted.length - 1], n: sorted.length };
+}
+
+/** A figure over several runs: the median, the smallest and the largest, and every value. */
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  runs: number[];
+}
+
+export function spread(values: readonly number[]): Spread {
+  const finite = values.filter((v) => Number.isFinite(v));
+  if (finite.length === 0) return { median: Number.NaN, min: Number.NaN, max: Number.NaN, runs: [...values] };
+  const sorted = [...finite].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return { median, min: sorted[0], max: sorted[sorted.length - 1], runs: [...values] };
+}
+
+/** `12.3 (11.9–12.8)` with `digits` decimals. */
+export function formatSpread(s: Spread, digits = 1, unit = ''): string {
+  if (!Number.isFinite(s.median)) return 'n/a';
+  const f = (v: number) => v.toFixed(digits);
+  return s.runs.length > 1 ? `${f(s.median)}${unit} (${f(s.min)}–${f(s.max)})` : `${f(s.median)}${unit}`;
+}
+
+/** Rounds for the JSON line: no 15-digit noise. */
+export function round(v: number, digits = 2): number {
+  if (!Number.isFinite(v)) return v;
+  const m = 10 ** digits;
+  return Math.round(v * m) / m;
+}

@@ -1,0 +1,121 @@
+/**
+ * Real OS processes for chaos runs and multi-process tests: a private redis-server (with AOF, so a
+ * restart loses nothing) and fleetflash roles started from the sources, each killable and restartable.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** A free TCP port on 127.0.0.1 (the OS picks; released before returning). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function until(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** A child process that can be killed and started again with the same command. */
+export class ManagedProcess {
+  child: ChildProcess | null = null;
+  private log: WriteStream | null = null;
+  starts = 0;
+
+  constructor(
+    readonly name: string,
+    private readonly command: string,
+    private readonly args: string[],
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly logFile: string | null,
+    /** Resolves once the process is ready to serve. */
+    private readonly ready: () => Promise<boolean>,
+  ) {}
+
+  async start(timeoutMs = 30_000): Promise<void> {
+    this.log ??= this.logFile ? createWriteStream(this.logFile, { flags: 'a' }) : null;
+    const child = spawn(this.command, this.args, { cwd: ROOT, env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    this.starts++;
+    let exited = false;
+    child.once('exit', () => (exited = true));
+    for (const s of [child.stdout, child.stderr]) {
+      if (this.log) s?.pipe(this.log, { end: false });
+      else s?.resume();
+    }
+    await until(async () => {
+      if (exited) throw new Error(`${this.name} exited during start-up (see ${this.logFile ?? 'its output'})`);
+      return this.ready();
+    }, timeoutMs, `${this.name} to be ready`);
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  alive(): boolean {
+    return !!this.child && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Sends `signal` and waits for the exit. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL', timeoutMs = 25_000): Promise<void> {
+    const child = this.child;
+    if (!child || !this.alive()) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  async stop(): Promise<void> {
+    await this.kill('SIGTERM');
+    this.log?.end();
+    this.log = null;
+  }
+}
+
+/** redis-server on its own port with AOF (`appendfsync always`): a restart keeps every write. */
+export function redisServer(port: number, dir: string, logFile: string | null): ManagedProcess {
+  return new ManagedProcess(
+    `redis:${port}`,
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--protected-mode', 'no'],
+    process.env,
+    logFile,
+    () => portOpen(port),
+  );
+}
+
+/** A fleetflash process (`src/main.ts` through tsx) with the given roles and environment. */
+export function fleetflashProcess(name: string, env: Record<string, string>, logFile: string | null): ManagedProcess {
+  const roles = (env.ROLE ?? '').split(',');
+  const ready = roles.includes('api')
+    ? () => fetch(`http://127.0.0.1:${env.PORT}/healthz`).then((r) => r.ok, () => false)
+    : roles.includes('broker')
+      ? () => portOpen(Number(env.MQTT_PORT))
+      : async () => true;
+  return new ManagedProcess(name, process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main.ts')], { ...process.env, ...env }, logFile, ready);
+}

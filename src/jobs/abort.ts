@@ -1,0 +1,101 @@
+/**
+ * Stopping work: aborting a job, or canceling one execution. Only executions that no worker has
+ * committed to an install can be canceled; past that point (the device may have accepted) nothing
+ * stops them, and asking answers 409. Each cancel is a compare-and-set on the record's seq, so it
+ * can never overwrite a worker that has just decided to send the install.
+ */
+import type { Queue } from 'bullmq';
+import type { Logger } from 'pino';
+import { ConflictError, NotFoundError } from '../errors.js';
+import { isTerminalExecutionState, type ExecutionRecord, type JobRecord } from '../protocol/index.js';
+import type { ExecutionJobData } from '../queue/execution-queue.js';
+import { releaseQueueId } from '../rollout/queue-ids.js';
+import type { JobStore } from '../store/job-store.js';
+import type { StatusPublisher } from '../status/status-publisher.js';
+
+export interface AbortDeps {
+  jobs: JobStore;
+  queue: Queue<ExecutionJobData>;
+  publisher: StatusPublisher | null;
+  logger: Logger;
+}
+
+type CancelOutcome = 'canceled' | 'in-flight' | 'finished';
+
+/** Cancels one execution if it is not past the point of no return. */
+async function tryCancel(deps: AbortDeps, rec: ExecutionRecord, reason: string, now: string): Promise<CancelOutcome> {
+  if (isTerminalExecutionState(rec.state)) return 'finished';
+  if (rec.installSentAt || rec.installAccepted) return 'in-flight';
+  const next: ExecutionRecord = {
+    ...rec,
+    state: 'canceled',
+    error: { code: 'canceled', message: reason },
+    seq: rec.seq + 1,
+    updatedAt: now,
+    finishedAt: now,
+  };
+  const res = await deps.jobs.update(next, { deviceId: rec.deviceId, level: 'warn', message: `canceled: ${reason}`, state: 'canceled', phase: rec.phase });
+  if (!res.ok) {
+    // Lost the race: a worker committed to the install (or finished) in between.
+    const stored = await deps.jobs.execution(rec.jobId, rec.deviceId);
+    return stored && isTerminalExecutionState(stored.state) ? 'finished' : 'in-flight';
+  }
+  deps.publisher?.execution(next);
+  deps.publisher?.job(res.job);
+  if (res.event) deps.publisher?.event(res.event);
+  if (res.device) deps.publisher?.device(res.device);
+  // Waiting in the queue: take it out. Taken by a worker already: its next save fails and it stands down.
+  await deps.queue.remove(releaseQueueId(rec.executionId, rec.retries ?? 0)).catch(() => 0);
+  return 'canceled';
+}
+
+/**
+ * Aborts a job: marks it `aborted` (once: a second abort, or one racing the rollout's abort rule,
+ * answers 409), then cancels every execution not yet past the point of no return. `reason` says why
+ * (default: "aborted by <by>"); the rollout controller passes the rule that fired.
+ */
+export async function abortJob(
+  deps: AbortDeps,
+  jobId: string,
+  by: string,
+  reason = `aborted by ${by}`,
+): Promise<{ job: JobRecord; canceled: number; inFlight: number }> {
+  const { jobs, publisher, logger } = deps;
+  const job = await jobs.get(jobId);
+  if (!job) throw new NotFoundError('job', jobId);
+  const now = new Date().toISOString();
+  if (!(await jobs.markAborted(jobId, reason, now))) {
+    const state = (await jobs.get(jobId))?.state ?? job.state;
+    throw new ConflictError('job_finished', `job ${jobId} is already ${state}`, { state });
+  }
+  const ev = await jobs.appendEvent(jobId, { deviceId: null, level: 'warn', message: `job ${reason}` }, now);
+  publisher?.event(ev);
+  let canceled = 0;
+  let inFlight = 0;
+  for (const rec of await jobs.executions(jobId)) {
+    const outcome = await tryCancel(deps, rec, `job ${reason}`, now);
+    if (outcome === 'canceled') canceled++;
+    else if (outcome === 'in-flight') inFlight++;
+  }
+  const final = (await jobs.get(jobId))!;
+  publisher?.job(final);
+  logger.warn({ jobId, by, reason, canceled, inFlight }, 'job aborted');
+  return { job: final, canceled, inFlight };
+}
+
+/** Cancels one execution; 409 once it is past the point of no return or already finished. */
+export async function cancelExecution(deps: AbortDeps, jobId: string, deviceId: string, by: string): Promise<ExecutionRecord> {
+  const rec = await deps.jobs.execution(jobId, deviceId);
+  if (!rec) throw new NotFoundError('execution', `${jobId}/${deviceId}`);
+  const outcome = await tryCancel(deps, rec, `canceled by ${by}`, new Date().toISOString());
+  if (outcome === 'in-flight') {
+    throw new ConflictError(
+      'past_point_of_no_return',
+      'the device has been sent the install (or accepted it); the update runs to its end and cannot be canceled',
+      { executionId: rec.executionId },
+    );
+  }
+  if (outcome === 'finished') throw new ConflictError('execution_finished', `execution ${rec.executionId} has already ended`);
+  deps.logger.warn({ jobId, deviceId, by }, 'execution canceled');
+  return (await deps.jobs.execution(jobId, deviceId))!;
+}

@@ -1,0 +1,73 @@
+/**
+ * The small HTTP listener of `METRICS_PORT`: `/metrics`, `/healthz` and `/readyz` for processes
+ * without the api role (worker-only processes in particular), so an orchestrator can probe them and
+ * Prometheus can scrape them. No token: bind it to an internal network only.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { renderMetrics, type Registry } from './metrics-registry.js';
+
+export interface Readiness {
+  ok: boolean;
+  checks: Record<string, boolean>;
+}
+
+export interface MetricsServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Listens on `port` (0: any free one) at `host`. */
+export async function startMetricsServer(options: {
+  registry: Registry;
+  readiness: () => Promise<Readiness>;
+  port: number;
+  host: string;
+  logger: Logger;
+}): Promise<MetricsServer> {
+  const { registry, readiness, logger } = options;
+  const send = (res: http.ServerResponse, status: number, type: string, body: string) => {
+    res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+    res.end(body);
+  };
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'method not allowed\n');
+    if (path === '/healthz') return send(res, 200, 'application/json', '{"ok":true}');
+    if (path === '/readyz') {
+      readiness().then(
+        (r) => send(res, r.ok ? 200 : 503, 'application/json', JSON.stringify(r)),
+        (err: unknown) => {
+          logger.warn({ err }, 'readiness check failed');
+          send(res, 503, 'application/json', '{"ok":false,"checks":{}}');
+        },
+      );
+      return;
+    }
+    if (path === '/metrics') {
+      renderMetrics(registry).then(
+        (m) => send(res, 200, m.contentType, m.body),
+        (err: unknown) => {
+          logger.error({ err }, 'metrics collection failed');
+          send(res, 500, 'text/plain', 'metrics collection failed\n');
+        },
+      );
+      return;
+    }
+    send(res, 404, 'text/plain', 'not found\n');
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

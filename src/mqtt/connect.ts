@@ -1,0 +1,54 @@
+/**
+ * Opens MQTT client connections for the service and the simulator.
+ * TCP sockets get TCP_NODELAY: without it every hop waits ~40 ms for Nagle + delayed ACK.
+ * WebSocket sockets already have it (ws sets it on every socket it opens).
+ */
+import net from 'node:net';
+import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
+
+export type { MqttClient, IClientOptions };
+
+/** Connects to `mqtt://host:port` (or `tcp://`, `ws://`, `wss://`, `mqtts://`); does not wait for CONNACK. */
+export function connectMqtt(url: string, options: IClientOptions = {}): MqttClient {
+  const parsed = new URL(url);
+  if (parsed.protocol === 'mqtt:' || parsed.protocol === 'tcp:') {
+    const host = parsed.hostname || '127.0.0.1';
+    const port = Number(parsed.port || 1883);
+    const opts: IClientOptions = {
+      protocolVersion: 4,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+      ...options,
+      host,
+      port,
+      protocol: 'mqtt',
+    };
+    return new MqttClient(() => net.createConnection({ host, port, noDelay: true }), opts);
+  }
+  return mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 1000, ...options });
+}
+
+/**
+ * Resolves once the client is connected. A broker that refuses the credentials fails at once;
+ * one that is not reachable yet (restarting) is waited for until `timeoutMs`.
+ */
+export function waitConnected(client: MqttClient, timeoutMs = 10_000): Promise<void> {
+  if (client.connected) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new Error(`MQTT connect timed out after ${timeoutMs} ms`)), timeoutMs);
+    const onConnect = () => done();
+    // CONNACK refusals carry a numeric code (MQTT 3.1.1 §3.2.2.3); socket errors do not and are retried.
+    const onError = (err: Error & { code?: unknown }) => {
+      if (typeof err.code === 'number' || client.options.reconnectPeriod === 0) done(err);
+    };
+    function done(err?: Error) {
+      clearTimeout(timer);
+      client.off('connect', onConnect);
+      client.off('error', onError);
+      if (err) reject(err);
+      else resolve();
+    }
+    client.on('connect', onConnect);
+    client.on('error', onError);
+  });
+}

@@ -1,0 +1,92 @@
+/**
+ * The BullMQ worker that takes executions off the queue and drives each one to its end.
+ * A queue job taken over after a worker died (stalled) runs the same processor: the driver finds
+ * the persisted record in_progress and re-attaches instead of starting over.
+ */
+import { setMaxListeners } from 'node:events';
+import os from 'node:os';
+import { WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { Logger } from 'pino';
+import { isTerminalExecutionState } from '../protocol/index.js';
+import type { FirmwareStore } from '../store/firmware-store.js';
+import type { JobStore } from '../store/job-store.js';
+import { releaseQueueId } from '../rollout/queue-ids.js';
+import { driveExecution, type DriverDeps } from '../update/driver.js';
+import { cappedBackoff, EXECUTION_QUEUE, type ExecutionJobData } from './execution-queue.js';
+import { LaunchFactsCache } from './launch-facts.js';
+
+export interface ExecutionWorkerOptions {
+  connection: ConnectionOptions;
+  prefix: string;
+  concurrency: number;
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  jobs: JobStore;
+  firmware: FirmwareStore;
+  driver: DriverDeps;
+  logger: Logger;
+}
+
+export interface ExecutionWorker {
+  worker: Worker<ExecutionJobData>;
+  /** Stops taking executions; in-flight ones are handed over (not finished) so another worker re-attaches. */
+  close(): Promise<void>;
+  running(): number;
+}
+
+export function startExecutionWorker(opts: ExecutionWorkerOptions): ExecutionWorker {
+  const handover = new AbortController();
+  // Every execution in flight listens for the hand-over: thousands at once are expected.
+  setMaxListeners(0, handover.signal);
+  let active = 0;
+  const launchFacts = new LaunchFactsCache(opts.jobs, opts.firmware);
+  const processor = async (job: Job<ExecutionJobData>, token?: string): Promise<string> => {
+    const { jobId, deviceId } = job.data;
+    const record = await opts.jobs.execution(jobId, deviceId);
+    if (!record) return 'missing';
+    if (isTerminalExecutionState(record.state)) return record.state;
+    // A queue job of an earlier attempt (the execution was re-queued for a retry since): not ours to run.
+    if (job.id !== releaseQueueId(record.executionId, record.retries ?? 0)) return 'superseded';
+    const facts = await launchFacts.get(jobId);
+    if (!facts) throw new Error(`job ${jobId} or its firmware is gone`);
+    active++;
+    try {
+      const { firmware, timeouts, retry } = facts;
+      const final = await driveExecution({ record, firmware, timeouts, retry, signal: handover.signal }, opts.driver);
+      // Re-queued after a transient failure (and stored so): the rollout releases the retry as a new queue job.
+      if (final.state === 'queued' && (await opts.jobs.execution(jobId, deviceId))?.state === 'queued') return 'retry-scheduled';
+      if (!isTerminalExecutionState(final.state)) {
+        // Handed over on shutdown: back to the waiting list, so another worker re-attaches at once.
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
+      return final.state;
+    } finally {
+      active--;
+    }
+  };
+  const worker = new Worker<ExecutionJobData>(EXECUTION_QUEUE, processor, {
+    // Recorded on each queue job as processedBy: tells operators (and the chaos run) who holds what.
+    name: `${os.hostname()}:${process.pid}`,
+    connection: opts.connection,
+    prefix: opts.prefix,
+    concurrency: opts.concurrency,
+    lockDuration: opts.lockDurationMs,
+    stalledInterval: opts.stalledIntervalMs,
+    // A worker crash is never the execution's fault: stalled executions are always taken over.
+    maxStalledCount: 1_000_000,
+    settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade) },
+  });
+  worker.on('error', (err) => opts.logger.error({ err }, 'execution worker error'));
+  worker.on('stalled', (id) => opts.logger.warn({ executionId: id }, 'execution stalled; re-attaching'));
+  return {
+    worker,
+    running: () => active,
+    async close() {
+      // close() stops fetching at once and then waits for the processors, which the abort releases.
+      const closing = worker.close();
+      handover.abort();
+      await closing;
+    },
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * The Redis backend that lets several api,broker instances act as one MQTT broker
+ * (`BROKER_CLUSTER=redis`): aedes-persistence-redis keeps retained messages, subscriptions, sessions
+ * and wills in Redis, and mqemitter-redis routes every publish to the instances whose clients
+ * subscribed, through Redis pub/sub. A browser on instance A then sees the status of a device whose
+ * site is connected to instance B, and a retained message stored through one instance is served by all.
+ *
+ * Both live under the deployment's `QUEUE_PREFIX` (keys `<prefix>:mqtt:…`, pub/sub channels
+ * `<prefix>:mqtt:<topic>`): Redis pub/sub ignores the database number, so without the channel prefix
+ * two deployments on one Redis would receive each other's messages.
+ */
+import aedesPersistenceRedis from 'aedes-persistence-redis';
+import type { AedesOptions } from 'aedes';
+import MQEmitterRedis from 'mqemitter-redis';
+import type { Logger } from 'pino';
+
+export interface BrokerClusterBackend {
+  persistence: NonNullable<AedesOptions['persistence']>;
+  mq: NonNullable<AedesOptions['mq']>;
+  /** Disconnects the persistence, then the emitter; call after the broker closed. */
+  close(): Promise<void>;
+}
+
+/** ioredis connection options from a `redis://` or `rediss://` URL (the libraries want options, not a URL). */
+export function redisOptionsFromUrl(url: string): {
+  host: string;
+  port: number;
+  username?: string;
+  password?: string;
+  db: number;
+  tls?: object;
+} {
+  const u = new URL(url);
+  const db = Number(u.pathname.replace(/^\//, '') || 0);
+  return {
+    host: u.hostname || '127.0.0.1',
+    port: Number(u.port || 6379),
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    db: Number.isInteger(db) ? db : 0,
+    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+}
+
+/** mqemitter-redis with a channel prefix (its `MQEmitterRedisPrefix`, not in its typings). */
+type PrefixedEmitterCtor = new (prefix: string, options: object) => NonNullable<AedesOptions['mq']>;
+
+/** The fields of an aedes packet that its per-client dedupe reads. */
+interface CountedPacket {
+  brokerId?: string;
+  brokerCounter?: number;
+}
+
+/**
+ * Makes the `brokerCounter` of this broker's packets strictly increase in the order they are emitted.
+ *
+ * aedes drops, per subscriber, any packet whose counter is not above the last one it delivered from the
+ * same broker (lib/client.js `dedupe`). The counter is assigned when a PUBLISH arrives, but a retained
+ * PUBLISH is emitted only after its Redis write (`storeRetained`), so packets published meanwhile
+ * overtake it and it reaches nobody: a site's retained Serial vanished this way under load, and with it
+ * the site (moscajs/aedes#955). Re-stamping at emit time restores the order aedes relies on; counters
+ * stay unique per broker id, which its persistence keys need.
+ */
+export function orderedEmitter<T extends { emit: (packet: never, cb?: (err?: Error) => void) => unknown }>(mq: T, brokerId: string): T {
+  const emit = mq.emit.bind(mq) as (packet: CountedPacket, cb?: (err?: Error) => void) => unknown;
+  let last = 0;
+  (mq as unknown as { emit: typeof emit }).emit = (packet, cb) => {
+    if (packet.brokerId === brokerId && typeof packet.brokerCounter === 'number') {
+      if (packet.brokerCounter <= last) packet.brokerCounter = last + 1;
+      last = packet.brokerCounter;
+    }
+    return emit(packet, cb);
+  };
+  return mq;
+}
+
+/** Opens the persistence and the emitter on `redisUrl` under `<prefix>:mqtt:` for the broker `brokerId`. */
+export function createBrokerClusterBackend(redisUrl: string, prefix: string, brokerId: string, logger: Logger): BrokerClusterBackend {
+  const options = redisOptionsFromUrl(redisUrl);
+  const namespace = `${prefix}:mqtt:`;
+  const persistence = aedesPersistenceRedis({ ...options, keyPrefix: namespace });
+  const Prefixed = (MQEmitterRedis as unknown as { MQEmitterRedisPrefix: PrefixedEmitterCtor }).MQEmitterRedisPrefix;
+  const mq = orderedEmitter(new Prefixed(namespace, options), brokerId);
+  // mqemitter-redis reports connection errors on `state`; ioredis reconnects by itself.
+  (mq as unknown as { state: NodeJS.EventEmitter }).state.on('error', (err: Error) =>
+    logger.warn({ err: err.message }, 'broker cluster pub/sub connection error'),
+  );
+  // aedes closes its emitter in close(), but the persistence unsubscribes through it when destroyed
+  // (BroadcastPersistence.brokerUnsubscribe) and never calls back once it is closed: so the broker's
+  // close leaves it open, and close() below shuts the persistence first, then the emitter.
+  const emitter = mq as unknown as { close(cb?: () => void): void };
+  const closeEmitter = emitter.close.bind(emitter);
+  emitter.close = (cb) => void (cb && process.nextTick(cb));
+  return {
+    persistence,
+    mq,
+    close: async () => {
+      // The promise form: aedes 1.x sets the persistence up through `setup()`, which never marks the
+      // callback wrapper ready, so `destroy(cb)` would wait for a 'ready' that never comes.
+      await persistence.destroy().catch((err: unknown) => logger.warn({ err }, 'broker persistence did not close cleanly'));
+      await new Promise<void>((resolve) => closeEmitter(() => resolve()));
+    },
+  };
+}

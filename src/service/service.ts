@@ -1,0 +1,384 @@
+/**
+ * The composition root: starts the roles named in the config (api, broker, worker) with their
+ * dependencies passed in, and stops them in the right order. `main.ts`, the demo and the
+ * integration tests all start the service through here.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { createBroker, type EmbeddedBroker } from '../../broker/broker.js';
+import { createApp } from '../api/app.js';
+import { AuditLog } from '../audit/audit-log.js';
+import { createMqttAuthenticator } from '../auth/mqtt-auth.js';
+import { OperatorAuth } from '../auth/operator-auth.js';
+import { TokenSigner } from '../auth/tokens.js';
+import type { Config } from '../config.js';
+import { FleetMonitor, REINVENTORY_MIN_INTERVAL_MS } from '../fleet/fleet-monitor.js';
+import { redisInventoryClaim } from '../fleet/inventory-claim.js';
+import { abortJob, cancelExecution } from '../jobs/abort.js';
+import { FirmwareUsage } from '../jobs/firmware-usage.js';
+import { JobLauncher } from '../jobs/launcher.js';
+import { connectMqtt, waitConnected, type MqttClient } from '../mqtt/connect.js';
+import { DevicePayloadStats } from '../mqtt/device-payload-stats.js';
+import { createExecutionQueue } from '../queue/execution-queue.js';
+import { startExecutionWorker, type ExecutionWorker } from '../queue/execution-worker.js';
+import { RetainedRestorer } from '../status/retained-restorer.js';
+import { StatusPublisher } from '../status/status-publisher.js';
+import { DeviceStore } from '../store/device-store.js';
+import { FirmwareStore } from '../store/firmware-store.js';
+import { JobStore } from '../store/job-store.js';
+import { createKeys } from '../store/keys.js';
+import { SiteStore } from '../store/site-store.js';
+import { DeviceLink } from '../update/device-link.js';
+import { loadCa, loadServerTls, serviceClientTls } from './tls.js';
+import { createBrokerClusterBackend } from './broker-cluster.js';
+import { mountQueueDashboard } from '../admin/queue-dashboard.js';
+import { startMetricsServer } from '../metrics/metrics-server.js';
+import { mountMetricsRoute } from '../metrics/metrics-route.js';
+import { ServiceMetrics } from '../metrics/service-metrics.js';
+import { systemClock, type Clock } from '../rollout/clock.js';
+import { RolloutController, type RolloutControllerOptions } from '../rollout/rollout-controller.js';
+import { RolloutStore } from '../rollout/rollout-store.js';
+
+/** The portal: `web/` at the repository root, whether running from sources or from `dist/`. */
+export const WEB_DIR = (() => {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const candidates = [path.resolve(here, '../../web'), path.resolve(here, '../../../web')];
+  return candidates.find((dir) => existsSync(path.join(dir, 'index.html'))) ?? candidates[0];
+})();
+
+/** How long start-up waits for Redis and the broker (they may be restarting too). */
+const STARTUP_WAIT_MS = 60_000;
+
+export interface ServiceOptions {
+  /** Poll a quiet device this often after the point of no return. */
+  statusPollMs?: number;
+  /** The rollout's clock (schedules, rate windows, retry backoff); default: wall time. Tests pass a fake one. */
+  clock?: Clock;
+  rollout?: Partial<RolloutControllerOptions>;
+  /** How often the Redis round-trip metric is sampled; default 5 s. */
+  redisPingIntervalMs?: number;
+}
+
+export interface Service {
+  config: Readonly<Config>;
+  /** Bound HTTP port (api role), else null. */
+  httpPort: number | null;
+  /** Bound plain MQTT TCP port (broker role, unless MQTT_PLAIN=false), else null. */
+  mqttPort: number | null;
+  /** Bound MQTT-over-TLS port (broker role with TLS files), else null. */
+  mqttsPort: number | null;
+  /** The broker the service's own clients use. */
+  mqttUrl: string;
+  /** Bound port of the `METRICS_PORT` listener, else null. */
+  metricsPort: number | null;
+  /** This process's Prometheus metrics. */
+  metrics: ServiceMetrics;
+  /** `http://127.0.0.1:<port>`, or `https://…` with TLS files (api role), else null. */
+  httpUrl: string | null;
+  /** Device payloads this process dropped or found out of order (fleet monitor and device link). */
+  payloadStats: DevicePayloadStats;
+  redis: Redis;
+  jobs: JobStore;
+  devices: DeviceStore;
+  sites: SiteStore;
+  firmware: FirmwareStore;
+  broker: EmbeddedBroker | null;
+  worker: ExecutionWorker | null;
+  /** The rollout controller (worker role), else null. */
+  rollout: RolloutController | null;
+  close(): Promise<void>;
+}
+
+export async function startService(config: Readonly<Config>, logger: Logger, options: ServiceOptions = {}): Promise<Service> {
+  const closers: (() => Promise<void>)[] = [];
+  const close = async () => {
+    for (const c of closers.reverse()) {
+      await c().catch((err: Error) => logger.error({ err }, 'error while stopping'));
+    }
+  };
+  try {
+    return await start(config, logger, options, closers, close);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+async function start(
+  config: Readonly<Config>,
+  logger: Logger,
+  options: ServiceOptions,
+  closers: (() => Promise<void>)[],
+  close: () => Promise<void>,
+): Promise<Service> {
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  await redis.connect().catch(async (err: Error) => {
+    logger.warn({ err: err.message }, 'redis not reachable yet; waiting');
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`redis not reachable within ${STARTUP_WAIT_MS} ms`)), STARTUP_WAIT_MS);
+      redis.once('ready', () => (clearTimeout(timer), resolve()));
+    });
+  });
+  closers.push(async () => void (await redis.quit()));
+  const keys = createKeys(config.queuePrefix);
+  const jobs = new JobStore(redis, keys);
+  const devices = new DeviceStore(redis, keys);
+  const sites = new SiteStore(redis, keys);
+  const firmware = new FirmwareStore(redis, keys, config.firmwareDir, config.maxFirmwareBytes);
+  const tokens = new TokenSigner(config.signingSecret);
+  const payloadStats = new DevicePayloadStats();
+  const [serverTls, clientCa] = await Promise.all([loadServerTls(config.tls), loadCa(config.tlsCaFile)]);
+  const clock = options.clock ?? systemClock;
+  const rolloutStore = new RolloutStore(redis, keys);
+  const usage = new FirmwareUsage(redis, keys, jobs, firmware, logger.child({ component: 'firmware' }));
+  const metrics = new ServiceMetrics();
+  const redisProbe = metrics.watchRedis(redis, options.redisPingIntervalMs);
+  closers.push(async () => redisProbe.stop());
+
+  let broker: EmbeddedBroker | null = null;
+  let mqttPort: number | null = null;
+  let mqttsPort: number | null = null;
+  if (config.roles.has('broker')) {
+    // Several api,broker instances share one broker state through Redis (closed after the broker: closers run in reverse).
+    const brokerId = config.brokerId ?? randomUUID();
+    const cluster =
+      config.brokerCluster === 'redis'
+        ? createBrokerClusterBackend(config.redisUrl, config.queuePrefix, brokerId, logger.child({ component: 'broker-cluster' }))
+        : null;
+    if (cluster) closers.push(() => cluster.close());
+    broker = await createBroker({
+      ...(cluster ? { persistence: cluster.persistence, mq: cluster.mq } : {}),
+      id: brokerId,
+      authenticate: createMqttAuthenticator({
+        serviceUser: config.mqttServiceUser,
+        servicePassword: config.mqttServicePassword,
+        sites,
+        tokens,
+      }),
+      logger: logger.child({ component: 'broker' }),
+      connectRatePerMinute: config.mqttConnectRatePerMin,
+      maxPacketBytes: config.mqttMaxPacketBytes,
+    });
+    const b = broker;
+    closers.push(() => b.close());
+    metrics.watchBroker(broker);
+    if (config.mqttPlain) {
+      mqttPort = await broker.listen(config.mqttPort, config.host);
+      logger.info({ port: mqttPort }, 'MQTT broker listening');
+    }
+    if (serverTls) {
+      mqttsPort = await broker.listenTls(config.mqttsPort, config.host, { key: serverTls.key, cert: serverTls.cert });
+      logger.info({ port: mqttsPort }, 'MQTT broker listening (TLS)');
+    }
+  }
+  // Our own broker over loopback: plainly when it listens plainly, else over TLS pinned to our certificate.
+  const ownTls = config.mqttUrl === null && mqttPort === null && mqttsPort !== null ? serverTls : null;
+  const mqttUrl =
+    config.mqttUrl ?? (ownTls ? `mqtts://127.0.0.1:${mqttsPort}` : `mqtt://127.0.0.1:${mqttPort ?? config.mqttPort}`);
+
+  const roleName = [...config.roles].join('-');
+  const mqtt: MqttClient = connectMqtt(mqttUrl, {
+    clientId: `svc-${roleName}-${Math.random().toString(36).slice(2, 10)}`,
+    username: config.mqttServiceUser,
+    password: config.mqttServicePassword,
+    clean: true,
+    // Jittered, so a fleet of service processes does not reconnect in lockstep after a broker restart.
+    reconnectPeriod: 500 + Math.floor(Math.random() * 1000),
+    ...serviceClientTls(clientCa, ownTls),
+  });
+  mqtt.on('error', (err) => logger.warn({ err: err.message }, 'service MQTT client error'));
+  mqtt.on('reconnect', () => logger.info('service MQTT client reconnecting'));
+  closers.push(() => mqtt.endAsync());
+  // A broker that is restarting is waited for; wrong credentials fail at once.
+  await waitConnected(mqtt, STARTUP_WAIT_MS);
+  metrics.watchServiceClient(mqtt);
+  const publisher = new StatusPublisher(mqtt, logger.child({ component: 'status' }), undefined, metrics.statusPublished);
+  closers.push(() => publisher.flush());
+
+  const queue = createExecutionQueue(redis, config.queuePrefix);
+  closers.push(() => queue.close());
+  metrics.watchQueue(queue);
+  const readiness = async () => {
+    const checks = {
+      redis: await redis.ping().then(() => true, () => false),
+      mqtt: mqtt.connected,
+      ...(worker ? { worker: worker.worker.isRunning() } : {}),
+    };
+    return { ok: Object.values(checks).every(Boolean), checks };
+  };
+
+  let httpPort: number | null = null;
+  let httpUrl: string | null = null;
+  if (config.roles.has('api')) {
+    const monitor = new FleetMonitor(
+      mqtt,
+      devices,
+      jobs,
+      publisher,
+      logger.child({ component: 'fleet' }),
+      payloadStats,
+      redisInventoryClaim(redis, config.queuePrefix, REINVENTORY_MIN_INTERVAL_MS),
+    );
+    await monitor.start();
+    closers.push(() => monitor.stop());
+    // An in-memory broker forgets retained state when it restarts: put it back when it is gone.
+    const restorer = new RetainedRestorer(jobs, devices, publisher, logger.child({ component: 'restore' }));
+    const restore = () => void restorer.restoreIfLost(mqtt).catch((err: Error) => logger.warn({ err }, 'retained restore failed'));
+    mqtt.on('connect', restore);
+    restore();
+    closers.push(async () => {
+      mqtt.off('connect', restore);
+      restorer.stop();
+    });
+    const launcher = new JobLauncher({
+      jobs,
+      devices,
+      rollout: rolloutStore,
+      usage,
+      keys,
+      publisher,
+      defaultTimeouts: config.defaultTimeouts,
+      maxDevicesPerJob: config.maxDevicesPerJob,
+      clock,
+      logger: logger.child({ component: 'launcher' }),
+    });
+    const app = createApp({
+      config,
+      logger: logger.child({ component: 'api' }),
+      operators: new OperatorAuth(config.apiTokens),
+      tokens,
+      jobs,
+      devices,
+      firmware,
+      sites,
+      audit: new AuditLog(redis, keys, config.auditMaxEntries),
+      launcher,
+      abort: (jobId, by) => abortJob({ jobs, queue, publisher, logger }, jobId, by),
+      cancelExecution: (jobId, deviceId, by) => cancelExecution({ jobs, queue, publisher, logger }, jobId, deviceId, by),
+      deleteFirmware: (firmwareId, by) => usage.delete(firmwareId, by),
+      readiness,
+      mqttWsUrl: (req) => {
+        if (config.mqttBrowserUrl) return config.mqttBrowserUrl;
+        if (!broker) return null;
+        const host = req.get('host') ?? `127.0.0.1:${httpPort}`;
+        return `${req.protocol === 'https' ? 'wss' : 'ws'}://${host}/mqtt`;
+      },
+      webDir: WEB_DIR,
+      mount: (app, guards) => {
+        mountMetricsRoute(app, guards, metrics.registry);
+        mountQueueDashboard(app, guards, [queue]);
+      },
+    });
+    const s = serverTls ? https.createServer({ key: serverTls.key, cert: serverTls.cert }, app) : http.createServer(app);
+    s.keepAliveTimeout = 65_000;
+    if (broker) broker.attachWebSocket(s, '/mqtt');
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.listen(config.port, config.host, () => resolve());
+    });
+    closers.push(
+      () =>
+        new Promise<void>((resolve) => {
+          s.close(() => resolve());
+          s.closeAllConnections();
+        }),
+    );
+    httpPort = (s.address() as AddressInfo).port;
+    httpUrl = `${serverTls ? 'https' : 'http'}://127.0.0.1:${httpPort}`;
+    logger.info({ port: httpPort }, 'HTTP API listening');
+  }
+
+  let worker: ExecutionWorker | null = null;
+  let rollout: RolloutController | null = null;
+  if (config.roles.has('worker')) {
+    const link = new DeviceLink(mqtt, logger.child({ component: 'device-link' }), payloadStats);
+    closers.push(async () => link.close());
+    const downloadBase = config.publicUrl ?? `${serverTls ? 'https' : 'http'}://127.0.0.1:${httpPort ?? config.port}`;
+    worker = startExecutionWorker({
+      connection: redis,
+      prefix: config.queuePrefix,
+      concurrency: config.workerConcurrency,
+      lockDurationMs: config.lockDurationMs,
+      stalledIntervalMs: config.stalledIntervalMs,
+      jobs,
+      firmware,
+      logger: logger.child({ component: 'worker' }),
+      driver: {
+        jobs,
+        publisher,
+        link,
+        logger: logger.child({ component: 'execution' }),
+        rpcTimeoutMs: config.rpcTimeoutMs,
+        pollMs: options.statusPollMs ?? 5000,
+        now: () => clock.now(),
+        onSaved: (previous, next) => metrics.executions.saved(previous, next),
+        downloadUrl: async (fw, executionId) =>
+          `${downloadBase}/firmware/${fw.sha256}?token=${await tokens.downloadToken(fw.sha256, executionId, config.downloadTokenTtlMs)}`,
+      },
+    });
+    const w = worker;
+    closers.push(() => w.close());
+    metrics.watchWorker(() => w.running());
+    logger.info({ concurrency: config.workerConcurrency }, 'execution worker started');
+    // The rollout controller releases executions into the queue; it stops (closers run in reverse) before the worker hands over.
+    const controller = new RolloutController(
+      {
+        redis,
+        keys,
+        store: rolloutStore,
+        queue,
+        publisher,
+        abort: (jobId, reason) => abortJob({ jobs, queue, publisher, logger }, jobId, 'rollout', reason),
+        clock,
+        logger: logger.child({ component: 'rollout' }),
+      },
+      options.rollout,
+    );
+    rollout = controller;
+    await controller.start();
+    closers.push(() => controller.close());
+  }
+
+  let metricsPort: number | null = null;
+  if (config.metricsPort !== null) {
+    const server = await startMetricsServer({
+      registry: metrics.registry,
+      readiness,
+      port: config.metricsPort,
+      host: config.host,
+      logger: logger.child({ component: 'metrics' }),
+    });
+    closers.push(() => server.close());
+    metricsPort = server.port;
+    logger.info({ port: metricsPort }, 'metrics listening');
+  }
+
+  return {
+    config,
+    metricsPort,
+    metrics,
+    httpPort,
+    mqttPort,
+    mqttsPort,
+    mqttUrl,
+    httpUrl,
+    payloadStats,
+    redis,
+    jobs,
+    devices,
+    sites,
+    firmware,
+    broker,
+    worker,
+    rollout,
+    close,
+  };
+}

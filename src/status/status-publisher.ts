@@ -1,0 +1,103 @@
+/**
+ * Publishes job and fleet state to the browser-side topics (`fleetflash/…`).
+ * Device records and log lines go out at once; the job summary is coalesced per job (at most one
+ * publish per `summaryIntervalMs`) because at fleet scale it changes thousands of times per second.
+ * Every summary carries its seq, so a reader keeps the newest one it sees; within one process a
+ * record is never published after a newer one of the same topic.
+ */
+import type { MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import {
+  fleetDeviceTopic,
+  jobDeviceTopic,
+  jobEventsTopic,
+  jobStatusTopic,
+  type DeviceRecord,
+  type ExecutionRecord,
+  type JobEvent,
+  type JobRecord,
+} from '../protocol/index.js';
+
+const MAX_TRACKED_TOPICS = 500_000;
+
+/** Which browser-side topic a publish went to (for latency metrics). */
+export type StatusTopicKind = 'job' | 'execution' | 'event' | 'device';
+
+/** Told how long the broker took to acknowledge each status publish (QoS 1 PUBACK). */
+export type PublishLatencyObserver = (kind: StatusTopicKind, seconds: number) => void;
+
+export class StatusPublisher {
+  private readonly pendingJobs = new Map<string, JobRecord>();
+  private timer: NodeJS.Timeout | null = null;
+  private readonly inflight = new Set<Promise<void>>();
+  /** Highest seq published per job/execution topic, so a late (stale) record is never sent after a newer one. */
+  private readonly published = new Map<string, number>();
+
+  constructor(
+    private readonly mqtt: MqttClient,
+    private readonly logger: Logger,
+    private readonly summaryIntervalMs = 100,
+    private readonly onAcked?: PublishLatencyObserver,
+  ) {}
+
+  /** Queues the job summary; terminal job states are published at once. */
+  job(job: JobRecord): void {
+    const pending = this.pendingJobs.get(job.id);
+    if (pending && pending.seq > job.seq) return;
+    if (!this.fresh(jobStatusTopic(job.id), job.seq)) return;
+    if (job.state === 'completed' || job.state === 'aborted') {
+      this.pendingJobs.delete(job.id);
+      this.publish(jobStatusTopic(job.id), job, true, 'job');
+      return;
+    }
+    this.pendingJobs.set(job.id, job);
+    this.timer ??= setTimeout(() => this.flushJobs(), this.summaryIntervalMs);
+  }
+
+  execution(record: ExecutionRecord): void {
+    const topic = jobDeviceTopic(record.jobId, record.deviceId);
+    if (!this.fresh(topic, record.seq)) return;
+    this.publish(topic, record, true, 'execution');
+  }
+
+  event(event: JobEvent): void {
+    this.publish(jobEventsTopic(event.jobId), event, false, 'event');
+  }
+
+  device(record: DeviceRecord): void {
+    this.publish(fleetDeviceTopic(record.deviceId), record, true, 'device');
+  }
+
+  /** Publishes what is queued and waits until the broker has acknowledged everything sent so far. */
+  async flush(): Promise<void> {
+    this.flushJobs();
+    await Promise.all([...this.inflight]);
+  }
+
+  /** Records `seq` for `topic` unless an equal or newer one was published already. */
+  private fresh(topic: string, seq: number): boolean {
+    const last = this.published.get(topic);
+    if (last !== undefined && last >= seq) return false;
+    // Bounded memory: forgetting only risks a redundant publish, which readers ignore by seq.
+    if (this.published.size >= MAX_TRACKED_TOPICS) this.published.clear();
+    this.published.set(topic, seq);
+    return true;
+  }
+
+  private flushJobs(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    for (const job of this.pendingJobs.values()) this.publish(jobStatusTopic(job.id), job, true, 'job');
+    this.pendingJobs.clear();
+  }
+
+  private publish(topic: string, body: unknown, retain: boolean, kind: StatusTopicKind): void {
+    const started = this.onAcked ? process.hrtime.bigint() : 0n;
+    const p = this.mqtt
+      .publishAsync(topic, JSON.stringify(body), { qos: 1, retain })
+      .then(() => this.onAcked?.(kind, Number(process.hrtime.bigint() - started) / 1e9))
+      .catch((err: Error) => this.logger.warn({ err, topic }, 'status publish failed'))
+      .finally(() => this.inflight.delete(p));
+    this.inflight.add(p);
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * Firmware images: bytes on disk content-addressed by SHA-256, metadata in Redis.
+ * Uploads stream to a temporary file while hashing; only a complete, verified file is renamed into
+ * place, so a failed upload never leaves a half-stored image.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Redis } from 'ioredis';
+import { ConflictError, PayloadTooLargeError } from '../errors.js';
+import type { FirmwareRecord } from '../protocol/index.js';
+import type { Keys } from './keys.js';
+
+export type FirmwareMeta = Pick<FirmwareRecord, 'version' | 'productIds' | 'name' | 'notes'>;
+
+export class FirmwareStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly dir: string,
+    private readonly maxBytes: number,
+  ) {}
+
+  /** Streams `body` into the store; rejects oversize uploads and duplicates of a stored image. */
+  async put(body: Readable, meta: FirmwareMeta, uploadedBy: string): Promise<FirmwareRecord> {
+    await mkdir(this.dir, { recursive: true });
+    const tmp = path.join(this.dir, `.upload-${randomBytes(8).toString('hex')}`);
+    const hash = createHash('sha256');
+    let size = 0;
+    const max = this.maxBytes;
+    const meter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        size += chunk.length;
+        if (size > max) return cb(new PayloadTooLargeError(`firmware images are limited to ${max} bytes`));
+        hash.update(chunk);
+        cb(null, chunk);
+      },
+    });
+    try {
+      await pipeline(body, meter, createWriteStream(tmp));
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    const sha256 = hash.digest('hex');
+    const record: FirmwareRecord = { id: sha256, sha256, size, ...meta, uploadedAt: new Date().toISOString(), uploadedBy };
+    const created = await this.redis.hsetnx(this.keys.firmware(), sha256, JSON.stringify(record));
+    if (created === 0) {
+      await rm(tmp, { force: true });
+      throw new ConflictError('firmware_exists', `an image with SHA-256 ${sha256} is already stored`, { id: sha256 });
+    }
+    try {
+      await rename(tmp, this.filePath(sha256));
+    } catch (err) {
+      await this.redis.hdel(this.keys.firmware(), sha256);
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    return record;
+  }
+
+  async get(id: string): Promise<FirmwareRecord | null> {
+    const v = await this.redis.hget(this.keys.firmware(), id);
+    return v ? (JSON.parse(v) as FirmwareRecord) : null;
+  }
+
+  async list(): Promise<FirmwareRecord[]> {
+    const h = await this.redis.hgetall(this.keys.firmware());
+    return Object.values(h)
+      .map((v) => JSON.parse(v) as FirmwareRecord)
+      .sort((a, b) => b.uploadedAt.localeCompare(a.uploadedAt));
+  }
+
+  filePath(sha256: string): string {
+    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error('not a sha256');
+    return path.join(this.dir, sha256);
+  }
+
+  /** Removes an image's bytes (after its metadata is gone; see jobs/firmware-usage.ts). */
+  async deleteFile(sha256: string): Promise<void> {
+    await rm(this.filePath(sha256), { force: true });
+  }
+
+  /** Size on disk, or null when the file is missing. */
+  async fileSize(sha256: string): Promise<number | null> {
+    try {
+      return (await stat(this.filePath(sha256))).size;
+    } catch {
+      return null;
+    }
+  }
+}

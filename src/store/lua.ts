@@ -1,0 +1,135 @@
+/**
+ * Lua scripts: every change of an execution is one atomic step in Redis (record, job counts,
+ * job state, device lock, log line), so no reader ever sees half a transition.
+ */
+
+/**
+ * KEYS: job hash, executions hash, events list, device lock, devices hash, device history list,
+ *       job in-flight set, job retry zset, job canary set.
+ * ARGV: deviceId, record JSON, record seq, record state, event JSON ('' for none), now ISO, executionId,
+ *       history entry JSON ('' unless terminal), lastUpdate JSON, new installed version ('' for none), history limit,
+ *       error code ('' for none), retry due time in ms ('' unless re-queued), rollout channel ('' for none), jobId.
+ * Returns {1, eventJSON|'', deviceJSON|'', jobHashFlat...} or {0, reason} when the write is stale or the
+ * record is terminal. A terminal execution updates the device's record and history in the same step,
+ * counts its error code (`e:<code>`) and its canary wave result, and frees its rollout slot.
+ * An execution going back to `queued` (a retry after a transient failure) frees its slot and device
+ * lock and waits in the retry zset. Either way the rollout channel hears the job id.
+ */
+export const UPDATE_EXECUTION = `
+local cur = redis.call('HGET', KEYS[2], ARGV[1])
+if not cur then return {0, 'missing'} end
+local rec = cjson.decode(cur)
+local terminal = {succeeded=true, failed=true, timed_out=true, rejected=true, canceled=true}
+if terminal[rec.state] then return {0, 'terminal'} end
+if tonumber(rec.seq) >= tonumber(ARGV[3]) then return {0, 'stale'} end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+local newState = ARGV[4]
+if rec.state ~= newState then
+  redis.call('HINCRBY', KEYS[1], 'c:' .. rec.state, -1)
+  redis.call('HINCRBY', KEYS[1], 'c:' .. newState, 1)
+end
+redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('HSET', KEYS[1], 'updatedAt', ARGV[6])
+local jobState = redis.call('HGET', KEYS[1], 'state')
+if jobState == 'queued' and newState ~= 'queued' then
+  redis.call('HSET', KEYS[1], 'state', 'in_progress', 'startedAt', ARGV[6])
+  jobState = 'in_progress'
+end
+local requeued = newState == 'queued' and rec.state ~= 'queued'
+if terminal[newState] or requeued then
+  if redis.call('SREM', KEYS[7], ARGV[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'inflight', -1) end
+end
+if requeued then
+  if redis.call('GET', KEYS[4]) == ARGV[7] then redis.call('DEL', KEYS[4]) end
+  redis.call('ZADD', KEYS[8], tonumber(ARGV[13]) or 0, ARGV[1])
+  redis.call('HINCRBY', KEYS[1], 'retries', 1)
+end
+local device = ''
+if terminal[newState] then
+  if redis.call('GET', KEYS[4]) == ARGV[7] then redis.call('DEL', KEYS[4]) end
+  redis.call('ZREM', KEYS[8], ARGV[1])
+  if ARGV[12] ~= '' then redis.call('HINCRBY', KEYS[1], 'e:' .. ARGV[12], 1) end
+  if redis.call('SISMEMBER', KEYS[9], ARGV[1]) == 1 then
+    redis.call('HINCRBY', KEYS[1], 'w:done', 1)
+    if newState == 'succeeded' then redis.call('HINCRBY', KEYS[1], 'w:ok', 1) end
+  end
+  if ARGV[8] ~= '' then
+    redis.call('LPUSH', KEYS[6], ARGV[8])
+    redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[11]) - 1)
+  end
+  local cur = redis.call('HGET', KEYS[5], ARGV[1])
+  if cur then
+    local d = cjson.decode(cur)
+    d.lastUpdate = cjson.decode(ARGV[9])
+    if ARGV[10] ~= '' then
+      d.version = ARGV[10]
+      d.online = true
+      d.lastSeenAt = ARGV[6]
+    end
+    device = cjson.encode(d)
+    redis.call('HSET', KEYS[5], ARGV[1], device)
+  end
+  local h = redis.call('HMGET', KEYS[1], 'total', 'c:succeeded', 'c:failed', 'c:timed_out', 'c:rejected', 'c:canceled')
+  local done = 0
+  for i = 2, 6 do done = done + tonumber(h[i] or '0') end
+  if done >= tonumber(h[1]) then
+    if jobState ~= 'aborted' then redis.call('HSET', KEYS[1], 'state', 'completed') end
+    redis.call('HSET', KEYS[1], 'finishedAt', ARGV[6])
+  end
+end
+local ev = ''
+if ARGV[5] ~= '' then
+  local seq = redis.call('HINCRBY', KEYS[1], 'eventSeq', 1)
+  ev = '{"seq":' .. seq .. ',' .. string.sub(ARGV[5], 2)
+  redis.call('RPUSH', KEYS[3], ev)
+end
+if (terminal[newState] or requeued) and ARGV[14] ~= '' then redis.call('PUBLISH', ARGV[14], ARGV[15]) end
+local out = {1, ev, device}
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat do out[#out + 1] = flat[i] end
+return out
+`;
+
+/**
+ * KEYS: job hash, events list. ARGV: event JSON without seq.
+ * Returns the stored event JSON (with its seq).
+ */
+export const APPEND_EVENT = `
+local seq = redis.call('HINCRBY', KEYS[1], 'eventSeq', 1)
+local ev = '{"seq":' .. seq .. ',' .. string.sub(ARGV[1], 2)
+redis.call('RPUSH', KEYS[2], ev)
+return ev
+`;
+
+/**
+ * KEYS: device lock. ARGV: executionId.
+ * Returns '' when this execution holds the lock (now or already), else the holder's execution id.
+ */
+export const ACQUIRE_LOCK = `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then return '' end
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then return '' end
+return holder
+`;
+
+/** KEYS: device lock. ARGV: expected holder, new holder. Replaces a dead holder atomically. */
+export const STEAL_LOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`;
+
+/**
+ * KEYS: job hash. ARGV: now ISO, reason.
+ * Marks a running (queued or in_progress) job aborted with its reason; returns 0 when it is missing
+ * or already finished, so two aborts racing (operator and rollout rule) abort once.
+ */
+export const ABORT_JOB = `
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'queued' and state ~= 'in_progress' then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'aborted', 'updatedAt', ARGV[1], 'abortReason', ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'seq', 1)
+return 1
+`;

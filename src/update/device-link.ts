@@ -1,0 +1,196 @@
+/**
+ * A worker process's link to the sites it supervises, over its one service MQTT connection:
+ * RPC calls on `P/<id>/in|out/…`, device events routed by execution id, the site's presence
+ * (its retained serial), and the keepalive that keeps a supervised site's notifications flowing.
+ * Subscriptions are reference-counted per site, so thousands of executions share them.
+ */
+import type { MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import { DevicePayloadStats } from '../mqtt/device-payload-stats.js';
+import {
+  MAX_PAYLOAD_BYTES,
+  PHASES,
+  keepaliveTopic,
+  parseDeviceTopic,
+  parseJsonPayload,
+  parseNotification,
+  parseRpcOut,
+  rpcInTopic,
+  rpcOutFilter,
+  serialTopic,
+  type ErrorInfo,
+  type RpcOutMessage,
+} from '../protocol/index.js';
+
+export type RpcOutcome = { ok: true; result: unknown } | { ok: false; error: ErrorInfo } | { ok: false; timeout: true };
+
+export interface SiteListener {
+  /** Progress or failure reported by the device for some execution. */
+  onDeviceEvent(msg: Extract<RpcOutMessage, { kind: 'progress' | 'failed' }>): void;
+  /** The site's GX is (again) connected. */
+  onSiteOnline(): void;
+}
+
+interface SiteWatch {
+  listeners: Set<SiteListener>;
+  ready: Promise<void>;
+  keepalive: NodeJS.Timeout;
+  /** Furthest progress seen per execution (phase index, percent): to count reports that go back. */
+  furthest: Map<string, { phase: number; progress: number }>;
+}
+
+/** Executions per supervised site whose progress is followed for the out-of-order count. */
+const MAX_TRACKED_EXECUTIONS_PER_SITE = 256;
+
+/** Venus keeps a site alive 60 s after a keepalive; refresh well within that. */
+export const KEEPALIVE_INTERVAL_MS = 30_000;
+const SUPPRESS_REPUBLISH = JSON.stringify({ 'keepalive-options': ['suppress-republish'] });
+
+export class DeviceLink {
+  private readonly sites = new Map<string, SiteWatch>();
+  private readonly pending = new Map<string, (msg: RpcOutMessage) => void>();
+  private counter = 0;
+  private readonly idBase: string;
+
+  constructor(
+    private readonly mqtt: MqttClient,
+    private readonly logger: Logger,
+    private readonly stats: DevicePayloadStats = new DevicePayloadStats(),
+  ) {
+    this.idBase = `w${Math.random().toString(36).slice(2, 8)}`;
+    mqtt.on('message', (topic, payload) => this.onMessage(topic, payload));
+  }
+
+  /** Starts supervising a site; resolves once the subscriptions are in place. Returns the release function. */
+  async watch(portalId: string, listener: SiteListener): Promise<() => void> {
+    let w = this.sites.get(portalId);
+    if (!w) {
+      const ready = this.mqtt
+        .subscribeAsync([rpcOutFilter(portalId), serialTopic(portalId)], { qos: 1 })
+        .then(() => undefined);
+      const keepalive = setInterval(() => this.keepalive(portalId), KEEPALIVE_INTERVAL_MS);
+      keepalive.unref();
+      w = { listeners: new Set(), ready, keepalive, furthest: new Map() };
+      this.sites.set(portalId, w);
+      this.keepalive(portalId);
+    }
+    w.listeners.add(listener);
+    await w.ready;
+    const watch = w;
+    return () => {
+      watch.listeners.delete(listener);
+      if (watch.listeners.size === 0 && this.sites.get(portalId) === watch) {
+        this.sites.delete(portalId);
+        clearInterval(watch.keepalive);
+        if (this.mqtt.connected) {
+          this.mqtt.unsubscribeAsync([rpcOutFilter(portalId), serialTopic(portalId)]).catch(() => undefined);
+        }
+      }
+    };
+  }
+
+  /** Calls a method on a site; the site must be watched so its answers are subscribed. */
+  call(portalId: string, method: string, params: unknown, timeoutMs: number): Promise<RpcOutcome> {
+    const rpcId = `${this.idBase}-${(this.counter++).toString(36)}`;
+    return new Promise<RpcOutcome>((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(rpcId);
+        resolve({ ok: false, timeout: true });
+      }, timeoutMs);
+      this.pending.set(rpcId, (msg) => {
+        if (msg.kind !== 'result' && msg.kind !== 'error') return;
+        clearTimeout(timer);
+        this.pending.delete(rpcId);
+        resolve(msg.kind === 'result' ? { ok: true, result: msg.result } : { ok: false, error: msg.error });
+      });
+      this.mqtt.publish(rpcInTopic(portalId, rpcId), JSON.stringify({ method, params }), { qos: 1 }, (err) => {
+        if (err) this.logger.warn({ err, portalId, method }, 'rpc publish failed');
+      });
+    });
+  }
+
+  /** Sites currently supervised by this process. */
+  watchedSites(): number {
+    return this.sites.size;
+  }
+
+  close(): void {
+    for (const w of this.sites.values()) clearInterval(w.keepalive);
+    this.sites.clear();
+  }
+
+  private keepalive(portalId: string): void {
+    if (this.mqtt.connected) this.mqtt.publish(keepaliveTopic(portalId), SUPPRESS_REPUBLISH, { qos: 0 });
+  }
+
+  /** Never throws: an exception here would surface inside mqtt.js's packet handling. */
+  private onMessage(topic: string, payload: Buffer): void {
+    try {
+      this.route(topic, payload);
+    } catch (err) {
+      this.logger.error({ err, topic, bytes: payload.length }, 'device message handling failed');
+    }
+  }
+
+  private route(topic: string, payload: Buffer): void {
+    const t = parseDeviceTopic(topic);
+    if (!t) return;
+    const w = this.sites.get(t.portalId);
+    if (t.kind === 'N') {
+      // Only the serial is subscribed here: a non-null value means the GX is connected.
+      const n = parseNotification(payload);
+      if (w && n && n.value !== null) for (const l of w.listeners) l.onSiteOnline();
+      return;
+    }
+    if (t.kind !== 'P' || t.direction !== 'out') return;
+    const fields = { portalId: t.portalId, topic, bytes: payload.length };
+    if (payload.length > MAX_PAYLOAD_BYTES) {
+      this.stats.drop('device-link', 'oversize', this.logger, fields, 'dropped oversize RPC message');
+      return;
+    }
+    const json = parseJsonPayload(payload);
+    if (json === null) {
+      this.stats.drop('device-link', 'malformed', this.logger, fields, 'dropped malformed RPC message');
+      return;
+    }
+    const msg = parseRpcOut(json);
+    if (!msg) {
+      this.stats.drop('device-link', 'invalid', this.logger, fields, 'dropped invalid RPC message');
+      return;
+    }
+    const waiter = this.pending.get(t.rpcId);
+    if (waiter) waiter(msg);
+    if ((msg.kind === 'progress' || msg.kind === 'failed') && w) {
+      if (msg.kind === 'progress') this.noteProgress(w, msg, fields);
+      for (const l of w.listeners) l.onDeviceEvent(msg);
+    }
+  }
+
+  /**
+   * Counts a progress report that goes back behind one already seen for its execution. It is still
+   * handed on: the state machine knows the execution's state (and a retried attempt legitimately
+   * starts over) and ignores stale reports itself.
+   */
+  private noteProgress(
+    w: SiteWatch,
+    msg: Extract<RpcOutMessage, { kind: 'progress' }>,
+    fields: Record<string, unknown>,
+  ): void {
+    const phase = PHASES.indexOf(msg.phase);
+    const seen = w.furthest.get(msg.executionId);
+    if (seen && (phase < seen.phase || (phase === seen.phase && msg.progress < seen.progress))) {
+      this.stats.drop(
+        'device-link',
+        'out-of-order',
+        this.logger,
+        { ...fields, executionId: msg.executionId, phase: msg.phase, progress: msg.progress },
+        'progress older than already reported',
+      );
+      return;
+    }
+    // Bounded: a site runs a few executions at once; one that invents execution ids is not tracked further.
+    if (seen || w.furthest.size < MAX_TRACKED_EXECUTIONS_PER_SITE) {
+      w.furthest.set(msg.executionId, { phase, progress: msg.progress });
+    }
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * The chaos run in short form (the full one is `npm run chaos`): real processes, workers killed with
+ * SIGKILL mid-update, the broker and Redis restarted. Nothing accepted may be lost, no device may get
+ * a second install for one execution, and "succeeded" must mean the device really runs the new image.
+ */
+import { runChaos, type ChaosReport } from '../../scripts/lib/chaos.js';
+
+let report: ChaosReport;
+
+beforeAll(async () => {
+  report = await runChaos({
+    sites: 25,
+    workers: 2,
+    workerKills: 2,
+    restartBroker: true,
+    restartRedis: true,
+    timeScale: 10,
+    seed: 11,
+    faults: { checksumMismatch: 0.03, notUpdatable: 0.03, dropMidDownload: 0.05, returnsOldVersion: 0.03 },
+    timeoutMs: 180_000,
+  });
+}, 400_000);
+
+test('every accepted execution reaches a terminal state; none is lost', () => {
+  expect(report.executions).toBeGreaterThan(90);
+  expect(report.lost).toBe(0);
+  expect(report.terminal).toBe(report.executions);
+  expect(report.stuck).toEqual([]);
+});
+
+test('no device ever received a second install for one execution', () => {
+  expect(report.repeatedInstalls).toBe(0);
+});
+
+test('executions marked succeeded are exactly the devices that really run the new version', () => {
+  expect(report.mismatches).toEqual([]);
+  expect(report.succeeded).toBe(report.onNewVersion);
+  expect(report.succeeded).toBeGreaterThan(0);
+});
+
+test('the chaos really happened, and every interrupted execution was taken over', () => {
+  expect(report.actions.map((a) => a.action.split(' ')[0])).toEqual(expect.arrayContaining(['SIGKILL', 'restart-broker', 'restart-redis']));
+  for (const a of report.actions) expect(a.recoveryMs === null || a.recoveryMs >= 0).toBe(true);
+});

@@ -1,0 +1,274 @@
+/**
+ * The rollout's Redis steps against a real Redis and a real BullMQ queue, without devices: the
+ * atomic release step under concurrent callers, the rate window, retries and skipped entries, the
+ * lease, the execution update freeing slots and counting error codes, two controllers sharing a job,
+ * and the sweep re-enqueueing a release whose process died before it reached the queue.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { formatExecutionId, type ExecutionRecord, type RolloutLimits } from '../../src/protocol/index.js';
+import { createExecutionQueue, type ExecutionJobData } from '../../src/queue/execution-queue.js';
+import { RATE_WINDOW_MS } from '../../src/rollout/release-decision.js';
+import { RolloutController } from '../../src/rollout/rollout-controller.js';
+import { RolloutStore } from '../../src/rollout/rollout-store.js';
+import { JobStore } from '../../src/store/job-store.js';
+import { createKeys, type Keys } from '../../src/store/keys.js';
+import { FakeClock } from '../helpers/fake-clock.js';
+import { deleteKeys } from '../helpers/redis-keys.js';
+
+const T0 = Date.parse('2026-03-02T10:00:00Z');
+const logger = pino({ level: 'silent' });
+const TIMEOUTS = {
+  preflightMs: 1,
+  downloadingMs: 1,
+  verifyingMs: 1,
+  installingMs: 1,
+  rebootingMs: 1,
+  confirmingMs: 1,
+  totalMs: 1,
+};
+
+let prefix: string;
+let redis: Redis;
+let keys: Keys;
+let jobs: JobStore;
+let store: RolloutStore;
+let queue: Queue<ExecutionJobData>;
+let counter = 0;
+
+beforeAll(async () => {
+  prefix = `t-ro-${randomBytes(4).toString('hex')}`;
+  redis = new Redis({ host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null });
+  keys = createKeys(prefix);
+  jobs = new JobStore(redis, keys);
+  store = new RolloutStore(redis, keys);
+  queue = createExecutionQueue(redis, prefix);
+});
+
+afterAll(async () => {
+  await queue.obliterate({ force: true });
+  await queue.close();
+  await deleteKeys(redis, `${prefix}:*`);
+  await redis.quit();
+});
+
+const device = (i: number) => `c0619ab1d2e3.solarcharger.${256 + i}`;
+
+/** A job of `n` queued executions with its release plan, as the launcher writes it. */
+async function makeJob(n: number, rollout: RolloutLimits = {}, canarySize = 0): Promise<string> {
+  const id = `jtest${(counter++).toString().padStart(4, '0')}${randomBytes(2).toString('hex')}`;
+  const now = new Date(T0).toISOString();
+  const executions: ExecutionRecord[] = Array.from({ length: n }, (_, i) => ({
+    executionId: formatExecutionId(id, device(i)),
+    jobId: id,
+    deviceId: device(i),
+    state: 'queued',
+    phase: null,
+    progress: 0,
+    fromVersion: 'v1.59',
+    toVersion: 'v1.67',
+    error: null,
+    attempt: 0,
+    seq: 1,
+    installSentAt: null,
+    installAccepted: false,
+    phaseStartedAt: null,
+    createdAt: now,
+    startedAt: null,
+    updatedAt: now,
+    finishedAt: null,
+    retries: 0,
+    retryAt: null,
+  }));
+  const init = store.initFor(id, { order: executions.map((e) => e.deviceId), canarySize, launchRejected: 0 });
+  await jobs.create(
+    {
+      id,
+      firmwareId: 'f'.repeat(64),
+      firmwareVersion: 'v1.67',
+      firmwareName: 'x',
+      timeouts: TIMEOUTS,
+      createdBy: 'test',
+      createdAt: now,
+      rollout,
+    },
+    executions,
+    { deviceId: null, level: 'info', message: 'created' },
+    init,
+  );
+  return id;
+}
+
+const release = (jobId: string, over: Partial<Parameters<RolloutStore['release']>[1]> = {}) =>
+  store.release(jobId, {
+    now: T0,
+    perMinute: undefined,
+    maxConcurrent: undefined,
+    orderLimit: 1000,
+    budget: 1000,
+    leaseToken: '',
+    passCanary: false,
+    ...over,
+  });
+
+/** Moves an execution to `state` through the real update step, as a worker would. */
+async function finish(
+  jobId: string,
+  deviceId: string,
+  state: ExecutionRecord['state'],
+  patch: Partial<ExecutionRecord> = {},
+) {
+  const rec = (await jobs.execution(jobId, deviceId))!;
+  const next = { ...rec, state, seq: rec.seq + 1, updatedAt: new Date(T0).toISOString(), ...patch };
+  const res = await jobs.update(next, null);
+  expect(res.ok).toBe(true);
+  return res;
+}
+
+test('ten concurrent releasers never exceed maxConcurrent', async () => {
+  const jobId = await makeJob(50);
+  const results = await Promise.all(Array.from({ length: 10 }, () => release(jobId, { maxConcurrent: 5 })));
+  const released = results.flatMap((r) => (r.ok ? r.released : []));
+  expect(released).toHaveLength(5);
+  expect(new Set(released.map((r) => r.deviceId)).size).toBe(5);
+  expect(released.map((r) => r.deviceId).sort()).toEqual([0, 1, 2, 3, 4].map(device).sort());
+  expect((await jobs.get(jobId))!.release).toMatchObject({ released: 5, inFlight: 5 });
+});
+
+test('a finished execution frees its slot, counts its error code, and wakes the controllers', async () => {
+  const jobId = await makeJob(4);
+  await release(jobId, { maxConcurrent: 2 });
+  const sub = redis.duplicate();
+  const heard: string[] = [];
+  sub.on('message', (_c: string, m: string) => heard.push(m));
+  await sub.subscribe(keys.rolloutChannel());
+  try {
+    const res = await finish(jobId, device(0), 'failed', {
+      error: { code: 'checksum-mismatch', message: 'bad' },
+      finishedAt: new Date(T0).toISOString(),
+    });
+    expect(res.ok && res.job.errorCounts).toEqual({ 'checksum-mismatch': 1 });
+    expect(res.ok && res.job.release.inFlight).toBe(1);
+    const more = await release(jobId, { maxConcurrent: 2 });
+    expect(more.ok && more.released.map((r) => r.deviceId)).toEqual([device(2)]);
+    while (heard.length === 0) await new Promise((r) => sub.once('message', r));
+    expect(heard).toEqual([jobId]);
+  } finally {
+    await sub.quit();
+  }
+});
+
+test('perMinute: at most N in the window (a minute and the guard) and ceil(N/60) per second, on the caller clock', async () => {
+  const jobId = await makeJob(200);
+  const at = (now: number, perMinute: number) =>
+    release(jobId, { now, perMinute }).then((r) => (r.ok ? r.released.length : -1));
+  // 120 per minute: 2 per second.
+  expect(await at(T0, 120)).toBe(2);
+  expect(await at(T0 + 999, 120)).toBe(0);
+  for (let s = 1; s < 60; s++) expect(await at(T0 + s * 1000, 120)).toBe(2);
+  expect(await at(T0 + 60_000, 120)).toBe(0); // 120 in the window
+  expect(await at(T0 + RATE_WINDOW_MS - 1, 120)).toBe(0);
+  expect(await at(T0 + RATE_WINDOW_MS, 120)).toBe(2); // the first two left the window
+  expect(await at(T0 + RATE_WINDOW_MS + 1, 120)).toBe(0); // paced
+});
+
+test('due retries go first; canceled entries are skipped and the cursor moves past them', async () => {
+  const jobId = await makeJob(5);
+  await release(jobId, { budget: 2 });
+  // device 0 re-queued for a retry due at T0+1000; device 2 canceled before its release.
+  await finish(jobId, device(0), 'in_progress');
+  await finish(jobId, device(0), 'queued', { retries: 1, retryAt: new Date(T0 + 1000).toISOString() });
+  await finish(jobId, device(2), 'canceled', { error: { code: 'canceled', message: 'x' } });
+  const early = await release(jobId, { now: T0 + 999, budget: 1 });
+  expect(early.ok && early.released).toEqual([{ deviceId: device(3), retries: 0 }]);
+  expect(early.ok && early.skipped).toBe(1);
+  const due = await release(jobId, { now: T0 + 1000, budget: 5 });
+  expect(due.ok && due.released).toEqual([
+    { deviceId: device(0), retries: 1 },
+    { deviceId: device(4), retries: 0 },
+  ]);
+  expect((await jobs.get(jobId))!.release).toMatchObject({ released: 5, retries: 1, inFlight: 4 });
+});
+
+test('the canary wave caps the cursor; releasing with passCanary records the wave as passed', async () => {
+  const jobId = await makeJob(6, {}, 2);
+  const first = await release(jobId, { orderLimit: 2 });
+  expect(first.ok && first.released).toHaveLength(2);
+  expect((await jobs.get(jobId))!.release).toMatchObject({ wave: 'canary', canarySize: 2 });
+  await finish(jobId, device(0), 'succeeded', { finishedAt: new Date(T0).toISOString() });
+  const res = await finish(jobId, device(1), 'failed', {
+    error: { code: 'x', message: 'y' },
+    finishedAt: new Date(T0).toISOString(),
+  });
+  expect(res.ok && res.job.release).toMatchObject({ canaryFinished: 2, canarySucceeded: 1 });
+  const rest = await release(jobId, { orderLimit: 6, passCanary: true });
+  expect(rest.ok && rest.released).toHaveLength(4);
+  expect((await jobs.get(jobId))!.release.wave).toBe('rest');
+});
+
+test('a release needs the lease when a token is given, and a running job', async () => {
+  const jobId = await makeJob(2);
+  expect(await store.acquireLease(jobId, 'mine', 10_000)).toBe(true);
+  expect(await store.acquireLease(jobId, 'theirs', 10_000)).toBe(false);
+  expect(await release(jobId, { leaseToken: 'theirs' })).toEqual({ ok: false, reason: 'lease-lost' });
+  expect((await release(jobId, { leaseToken: 'mine', budget: 1 })).ok).toBe(true);
+  await store.releaseLease(jobId, 'theirs');
+  expect(await store.acquireLease(jobId, 'theirs', 10_000)).toBe(false);
+  await store.releaseLease(jobId, 'mine');
+  expect(await jobs.markAborted(jobId, 'test')).toBe(true);
+  expect(await jobs.markAborted(jobId, 'again')).toBe(false);
+  expect(await release(jobId)).toEqual({ ok: false, reason: 'not-running' });
+});
+
+describe('controllers', () => {
+  const controllers: RolloutController[] = [];
+  const start = async (clock: FakeClock, options = {}) => {
+    const c = new RolloutController(
+      { redis, keys, store, queue, publisher: null, abort: () => Promise.resolve(), clock, logger },
+      { sweepIntervalMs: 1000, ...options },
+    );
+    controllers.push(c);
+    await c.start();
+    return c;
+  };
+  afterEach(async () => {
+    for (const c of controllers.splice(0)) await c.close();
+  });
+
+  test('two controllers on one job release exactly maxConcurrent, each once, into the queue', async () => {
+    const clock = new FakeClock(T0);
+    const jobId = await makeJob(12, { maxConcurrent: 3 });
+    const [a, b] = [await start(clock), await start(clock)];
+    a.poke(jobId);
+    b.poke(jobId);
+    await store.notify(jobId);
+    await Promise.all([a.settle(), b.settle()]);
+    const waiting = await queue.getJobs(['waiting', 'prioritized']);
+    const ours = waiting
+      .filter((j) => j.data.jobId === jobId)
+      .map((j) => j.id)
+      .sort();
+    expect(ours).toEqual([0, 1, 2].map((i) => formatExecutionId(jobId, device(i))).sort());
+    expect((await jobs.get(jobId))!.release).toMatchObject({ released: 3, inFlight: 3 });
+    expect(await store.unconfirmed(jobId, Number.MAX_SAFE_INTEGER)).toEqual([]);
+  });
+
+  test('the sweep re-enqueues a release that never reached the queue (its process died in between)', async () => {
+    const clock = new FakeClock(T0);
+    const jobId = await makeJob(3, { maxConcurrent: 1 });
+    const lost = await release(jobId, { maxConcurrent: 1, now: T0 });
+    expect(lost.ok && lost.released).toHaveLength(1);
+    const executionId = formatExecutionId(jobId, device(0));
+    expect(await queue.getJob(executionId)).toBeUndefined();
+    const c = await start(clock, { confirmGraceMs: 5000 });
+    await c.settle();
+    expect(await queue.getJob(executionId)).toBeUndefined(); // too young to be called lost
+    clock.advance(5000);
+    await c.settle();
+    expect((await queue.getJob(executionId))?.data).toEqual({ jobId, deviceId: device(0), executionId });
+    expect(await store.unconfirmed(jobId, Number.MAX_SAFE_INTEGER)).toEqual([]);
+    expect((await jobs.get(jobId))!.release).toMatchObject({ released: 1, inFlight: 1 });
+  });
+});

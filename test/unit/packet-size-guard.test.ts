@@ -1,0 +1,147 @@
+/**
+ * The MQTT framing meter behind the broker's packet-size cap: real packets from mqtt-packet's own
+ * generator, split at every byte boundary, oversize announcements and malformed lengths.
+ */
+import { Duplex, PassThrough } from 'node:stream';
+import mqttPacket from 'mqtt-packet';
+import { MqttFrameMeter, PacketSizeGuard, type FrameViolation } from '../../broker/packet-size-guard.js';
+
+function publish(payloadBytes: number): Buffer {
+  return mqttPacket.generate({
+    cmd: 'publish',
+    topic: 'N/c0619ab1d2e3/system/0/Serial',
+    payload: Buffer.alloc(payloadBytes, 0x61),
+    qos: 1,
+    messageId: 7,
+    retain: false,
+    dup: false,
+  });
+}
+
+const connect = mqttPacket.generate({
+  cmd: 'connect',
+  protocolId: 'MQTT',
+  protocolVersion: 4,
+  clean: true,
+  clientId: 'gx-c0619ab1d2e3',
+  keepalive: 30,
+  username: 'c0619ab1d2e3',
+  password: Buffer.from('secret'),
+});
+const ping = mqttPacket.generate({ cmd: 'pingreq' });
+
+describe('MqttFrameMeter', () => {
+  test('a stream of valid packets within the limit passes, however it is split', () => {
+    const stream = Buffer.concat([connect, publish(200), ping, publish(0), publish(1000), ping]);
+    for (let cut = 1; cut < stream.length; cut += 7) {
+      const meter = new MqttFrameMeter(2048);
+      expect([cut, meter.feed(stream.subarray(0, cut)), meter.feed(stream.subarray(cut))]).toEqual([
+        cut,
+        null,
+        null,
+      ]);
+    }
+    const byteByByte = new MqttFrameMeter(2048);
+    for (const byte of stream) expect(byteByByte.feed(Buffer.of(byte))).toBeNull();
+  });
+
+  test('the limit counts the whole packet, fixed header included', () => {
+    const packet = publish(1000);
+    expect(new MqttFrameMeter(packet.length).feed(packet)).toBeNull();
+    expect(new MqttFrameMeter(packet.length - 1).feed(packet)).toEqual({
+      kind: 'packet-too-large',
+      bytes: packet.length,
+      max: packet.length - 1,
+    });
+  });
+
+  test('an oversize packet is refused from its header alone, before any of its body arrives', () => {
+    const packet = publish(100_000);
+    const meter = new MqttFrameMeter(64 * 1024);
+    expect(meter.feed(Buffer.concat([ping, packet.subarray(0, 2)]))).toBeNull();
+    expect(meter.feed(packet.subarray(2, 4))).toMatchObject({
+      kind: 'packet-too-large',
+      bytes: packet.length,
+    });
+  });
+
+  test('the largest announceable packet (256 MiB) is refused; a fifth length byte is malformed', () => {
+    const max = Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]);
+    expect(new MqttFrameMeter(1024).feed(max)).toEqual({
+      kind: 'packet-too-large',
+      bytes: 268_435_460,
+      max: 1024,
+    });
+    expect(new MqttFrameMeter(1024).feed(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]))).toEqual({
+      kind: 'malformed',
+    });
+  });
+
+  test('refuses nonsense limits', () => {
+    expect(() => new MqttFrameMeter(1)).toThrow(RangeError);
+    expect(() => new MqttFrameMeter(1.5)).toThrow(RangeError);
+  });
+});
+
+describe('PacketSizeGuard', () => {
+  function pair(max: number) {
+    const inner = new PassThrough();
+    const written: Buffer[] = [];
+    // The "socket": what the broker writes goes to `written`, what the client sends is `inner`'s readable side.
+    const socket = Duplex.from({
+      readable: inner,
+      writable: new PassThrough().on('data', (c: Buffer) => written.push(c)),
+    });
+    const violations: FrameViolation[] = [];
+    const guard = new PacketSizeGuard(socket, max, (v) => violations.push(v));
+    const errors: Error[] = [];
+    // aedes listens for errors on its connection; so does every test here.
+    guard.on('error', (err: Error) => errors.push(err));
+    return { inner, socket, guard, written, violations, errors };
+  }
+
+  test('passes packets within the limit through and writes to the socket', async () => {
+    const { inner, guard, written } = pair(4096);
+    const got: Buffer[] = [];
+    guard.on('data', (c: Buffer) => got.push(c));
+    inner.write(connect);
+    inner.write(publish(300));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(Buffer.concat(got)).toEqual(Buffer.concat([connect, publish(300)]));
+    await new Promise<void>((resolve) => guard.write(ping, () => resolve()));
+    expect(Buffer.concat(written)).toEqual(ping);
+    guard.destroy();
+  });
+
+  test('destroys itself and the socket at the first oversize header, without passing it on', async () => {
+    const { inner, socket, guard, violations } = pair(1024);
+    const got: Buffer[] = [];
+    guard.on('data', (c: Buffer) => got.push(c));
+    const closed = new Promise((resolve) => guard.once('close', resolve));
+    const pinged = new Promise((resolve) => guard.once('data', resolve));
+    inner.write(ping);
+    await pinged;
+    inner.write(publish(5000));
+    await closed;
+    expect(violations).toEqual([{ kind: 'packet-too-large', bytes: publish(5000).length, max: 1024 }]);
+    expect(Buffer.concat(got)).toEqual(ping);
+    expect(socket.destroyed).toBe(true);
+  });
+
+  test('the end of the client data ends the guard; destroying the socket destroys the guard', async () => {
+    const a = pair(1024);
+    const ended = new Promise((resolve) => a.guard.once('end', resolve));
+    a.guard.resume();
+    a.inner.end();
+    await ended;
+    a.guard.destroy();
+
+    const b = pair(1024);
+    const closed = new Promise((resolve) => b.guard.once('close', resolve));
+    b.socket.destroy();
+    await closed;
+    expect(b.guard.destroyed).toBe(true);
+    // The socket's own error on destroy reaches the guard's listener, nothing is thrown.
+    expect(b.errors.every((e) => e.name === 'AbortError')).toBe(true);
+  });
+});

@@ -1,0 +1,98 @@
+/**
+ * The broker's retained-message index: a filter finds exactly the topics MQTT matching says it
+ * should (checked against the protocol module's `topicMatches` on random topics and filters), each
+ * once, and deleting prunes without losing neighbours.
+ */
+import { Readable } from 'node:stream';
+import fc from 'fast-check';
+import { RetainedIndex, withRetainedIndex } from '../../broker/retained-index.js';
+import { topicMatches } from '../../src/protocol/index.js';
+
+function matches(index: RetainedIndex<string>, filter: string): string[] {
+  return [...index.match(filter)].sort();
+}
+
+describe('RetainedIndex', () => {
+  const topics = [
+    'N/c0619ab1d2e3/system/0/Serial',
+    'N/d41d8cd98f00/system/0/Serial',
+    'fleetflash/jobs/j1/status',
+    'fleetflash/jobs/j1/devices/a.solarcharger.256',
+    'fleetflash/devices/a.solarcharger.256',
+    'sport',
+    'sport/tennis',
+    'a//b',
+    '/leading',
+    '$SYS/broker/uptime',
+  ];
+  const index = new RetainedIndex<string>();
+  for (const t of topics) index.set(t, t);
+
+  it.each([
+    ['N/+/system/0/Serial', ['N/c0619ab1d2e3/system/0/Serial', 'N/d41d8cd98f00/system/0/Serial']],
+    ['R/c0619ab1d2e3/#', []],
+    ['N/c0619ab1d2e3/#', ['N/c0619ab1d2e3/system/0/Serial']],
+    ['fleetflash/jobs/j1/#', ['fleetflash/jobs/j1/devices/a.solarcharger.256', 'fleetflash/jobs/j1/status']],
+    ['sport/#', ['sport', 'sport/tennis']],
+    ['sport/+', ['sport/tennis']],
+    ['a/+/b', ['a//b']],
+    ['+/leading', ['/leading']],
+    ['#', topics.filter((t) => !t.startsWith('$')).sort()],
+    ['+/broker/uptime', []],
+    ['$SYS/#', ['$SYS/broker/uptime']],
+    ['sport/tennis/#', ['sport/tennis']],
+  ])('%s', (filter, expected) => {
+    expect(matches(index, filter)).toEqual([...expected].sort());
+  });
+
+  it('agrees with topicMatches on random topics and filters', () => {
+    const level = fc.constantFrom('a', 'b', '', '$x', 'c');
+    const topic = fc.array(level, { minLength: 1, maxLength: 4 }).map((l) => l.join('/'));
+    const filter = fc
+      .tuple(fc.array(fc.constantFrom('a', 'b', '', '+', '$x'), { minLength: 0, maxLength: 3 }), fc.boolean())
+      .map(([l, hash]) => [...l, ...(hash ? ['#'] : [])].join('/'))
+      .filter((f) => f.length > 0);
+    fc.assert(
+      fc.property(fc.uniqueArray(topic, { maxLength: 30 }), filter, (ts, f) => {
+        const idx = new RetainedIndex<string>();
+        for (const t of ts) idx.set(t, t);
+        expect(matches(idx, f)).toEqual(ts.filter((t) => topicMatches(f, t)).sort());
+      }),
+    );
+  });
+
+  it('deletes one topic and keeps the rest, pruning empty branches', () => {
+    const idx = new RetainedIndex<string>();
+    idx.set('a/b/c', 'abc');
+    idx.set('a/b', 'ab');
+    expect(idx.delete('a/b/c')).toBe(true);
+    expect(idx.delete('a/b/c')).toBe(false);
+    expect(matches(idx, '#')).toEqual(['ab']);
+    expect(idx.delete('a/b')).toBe(true);
+    expect(idx.size).toBe(0);
+    expect(matches(idx, '#')).toEqual([]);
+    idx.set('a/b', 'again');
+    expect(idx.get('a/b')).toBe('again');
+  });
+});
+
+describe('withRetainedIndex', () => {
+  function fakePersistence() {
+    return {
+      storeRetained: (_packet: { cmd: 'publish'; qos: 0 | 1 | 2; topic: string; payload: Buffer }): Promise<void> => Promise.reject(new Error('replaced')),
+      createRetainedStream: (_pattern: string): Readable => Readable.from([]),
+      createRetainedStreamCombi: (_patterns: string[]): Readable => Readable.from([]),
+    };
+  }
+  const read = async (s: Readable) => (await s.toArray()).map((p: { topic: string }) => p.topic).sort();
+
+  it('stores, replaces and (empty payload) deletes retained packets; streams each match once', async () => {
+    const p = withRetainedIndex(fakePersistence());
+    await p.storeRetained({ cmd: 'publish', qos: 0, topic: 'N/x/system/0/Serial', payload: Buffer.from('1') });
+    await p.storeRetained({ cmd: 'publish', qos: 0, topic: 'N/x/a', payload: Buffer.from('1') });
+    await p.storeRetained({ cmd: 'publish', qos: 0, topic: 'N/x/a', payload: Buffer.from('2') });
+    expect(await read(p.createRetainedStreamCombi(['N/x/#', 'N/+/a']))).toEqual(['N/x/a', 'N/x/system/0/Serial']);
+    await p.storeRetained({ cmd: 'publish', qos: 0, topic: 'N/x/a', payload: Buffer.alloc(0) });
+    expect(await read(p.createRetainedStream('N/x/#'))).toEqual(['N/x/system/0/Serial']);
+  });
+});
