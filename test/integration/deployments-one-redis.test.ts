@@ -72,10 +72,14 @@ test('clustered brokers of different deployments share neither messages nor reta
   }
 
   // Every broker key lives under its deployment's prefix; nothing at aedes-persistence-redis' bare names.
+  // Each service's retained marker (written once its first restore check is done) is such a key.
   const redis = new Redis('redis://127.0.0.1:6379');
   try {
     for (const h of [a, b]) {
-      const keys = await scanKeys(redis, `${h.service.config.queuePrefix}:mqtt:*`);
+      const keys = await waitFor(async () => {
+        const found = await scanKeys(redis, `${h.service.config.queuePrefix}:mqtt:*`);
+        return found.length > 0 ? found : null;
+      }, 10_000, `broker keys under ${h.service.config.queuePrefix}:mqtt:`);
       expect(keys.length).toBeGreaterThan(0);
     }
     expect(await redis.exists('retained', 'clients', 'will')).toBe(0);
