@@ -52,7 +52,8 @@ export class JobWatcher {
 
   /** Subscribes to the job's topics; resolves once the broker granted it (retained records follow). */
   async watch(jobId: string): Promise<void> {
-    const granted = await this.client.subscribeAsync(`${jobTopicPrefix(jobId)}/#`, { qos: 1 });
+    // QoS 0, as the portal subscribes (web/src/live-connection.ts).
+    const granted = await this.client.subscribeAsync(`${jobTopicPrefix(jobId)}/#`, { qos: 0 });
     if (granted.some((g) => g.qos === 128)) throw new Error(`subscription to job ${jobId} refused`);
   }
 

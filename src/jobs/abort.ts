@@ -41,7 +41,7 @@ async function tryCancel(deps: AbortDeps, rec: ExecutionRecord, reason: string, 
     return stored && isTerminalExecutionState(stored.state) ? 'finished' : 'in-flight';
   }
   deps.publisher?.execution(next);
-  deps.publisher?.job(res.job);
+  if (res.job) deps.publisher?.job(res.job);
   if (res.event) deps.publisher?.event(res.event);
   if (res.device) deps.publisher?.device(res.device);
   // Waiting in the queue: take it out. Taken by a worker already: its next save fails and it stands down.

@@ -57,7 +57,8 @@ export interface JobInit {
 export type EventInput = Omit<JobEvent, 'seq' | 'ts' | 'jobId'>;
 
 export type UpdateResult =
-  | { ok: true; job: JobRecord; event: JobEvent | null; device: DeviceRecord | null }
+  /** `job` is null when the write changed nothing its summary shows (a progress report). */
+  | { ok: true; job: JobRecord | null; event: JobEvent | null; device: DeviceRecord | null }
   | { ok: false; reason: 'missing' | 'stale' | 'terminal' };
 
 type ScriptRedis = Redis & {
@@ -203,12 +204,15 @@ export class JobStore {
       record.jobId,
     );
     if (Number(res[0]) !== 1) return { ok: false, reason: String(res[1]) as 'missing' | 'stale' | 'terminal' };
-    const flat = res.slice(3).map(String);
-    const h: Record<string, string> = {};
-    for (let i = 0; i < flat.length; i += 2) h[flat[i]] = flat[i + 1];
+    let job: JobRecord | null = null;
+    if (res.length > 3) {
+      const h: Record<string, string> = {};
+      for (let i = 3; i < res.length; i += 2) h[String(res[i])] = String(res[i + 1]);
+      job = toJobRecord(h);
+    }
     return {
       ok: true,
-      job: toJobRecord(h),
+      job,
       event: res[1] ? (JSON.parse(String(res[1])) as JobEvent) : null,
       device: res[2] ? (JSON.parse(String(res[2])) as DeviceRecord) : null,
     };

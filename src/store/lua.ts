@@ -10,7 +10,8 @@
  *       history entry JSON ('' unless terminal), lastUpdate JSON, new installed version ('' for none), history limit,
  *       error code ('' for none), retry due time in ms ('' unless re-queued), rollout channel ('' for none), jobId.
  * Returns {1, eventJSON|'', deviceJSON|'', jobHashFlat...} or {0, reason} when the write is stale or the
- * record is terminal. A terminal execution updates the device's record and history in the same step,
+ * record is terminal. The job hash comes back only when the state changed or a log line was written:
+ * a progress report changes nothing a job summary shows, and it is most of the writes. A terminal execution updates the device's record and history in the same step,
  * counts its error code (`e:<code>`) and its canary wave result, and frees its rollout slot.
  * An execution going back to `queued` (a retry after a transient failure) frees its slot and device
  * lock and waits in the retry zset. Either way the rollout channel hears the job id.
@@ -85,8 +86,10 @@ if ARGV[5] ~= '' then
 end
 if (terminal[newState] or requeued) and ARGV[14] ~= '' then redis.call('PUBLISH', ARGV[14], ARGV[15]) end
 local out = {1, ev, device}
-local flat = redis.call('HGETALL', KEYS[1])
-for i = 1, #flat do out[#out + 1] = flat[i] end
+if rec.state ~= newState or ev ~= '' then
+  local flat = redis.call('HGETALL', KEYS[1])
+  for i = 1, #flat do out[#out + 1] = flat[i] end
+end
 return out
 `;
 

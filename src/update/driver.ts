@@ -188,7 +188,7 @@ class ExecutionRun {
     this.lastSaved = rec;
     const { publisher } = this.deps;
     publisher.execution(rec);
-    publisher.job(res.job);
+    if (res.job) publisher.job(res.job);
     if (res.event) publisher.event(res.event);
     if (event) this.log.info({ state: rec.state, phase: rec.phase, progress: rec.progress, error: rec.error?.code }, event.message);
     if (res.device) publisher.device(res.device);

@@ -149,8 +149,8 @@ test('a finished execution frees its slot, counts its error code, and wakes the 
       error: { code: 'checksum-mismatch', message: 'bad' },
       finishedAt: new Date(T0).toISOString(),
     });
-    expect(res.ok && res.job.errorCounts).toEqual({ 'checksum-mismatch': 1 });
-    expect(res.ok && res.job.release.inFlight).toBe(1);
+    expect(res.ok && res.job?.errorCounts).toEqual({ 'checksum-mismatch': 1 });
+    expect(res.ok && res.job?.release.inFlight).toBe(1);
     const more = await release(jobId, { maxConcurrent: 2 });
     expect(more.ok && more.released.map((r) => r.deviceId)).toEqual([device(2)]);
     while (heard.length === 0) await new Promise((r) => sub.once('message', r));
@@ -158,6 +158,17 @@ test('a finished execution frees its slot, counts its error code, and wakes the 
   } finally {
     await sub.quit();
   }
+});
+
+test('a progress report returns no job summary; a state change returns the new one', async () => {
+  const jobId = await makeJob(1);
+  await release(jobId);
+  const started = await finish(jobId, device(0), 'in_progress', { phase: 'downloading', startedAt: new Date(T0).toISOString() });
+  expect(started.ok && started.job?.counts.in_progress).toBe(1);
+  const rec = (await jobs.execution(jobId, device(0)))!;
+  const progress = await jobs.update({ ...rec, progress: 40, seq: rec.seq + 1 }, null);
+  expect(progress).toMatchObject({ ok: true, job: null, event: null, device: null });
+  expect((await jobs.execution(jobId, device(0)))!.progress).toBe(40);
 });
 
 test('perMinute: at most N in the window (a minute and the guard) and ceil(N/60) per second, on the caller clock', async () => {
@@ -202,7 +213,7 @@ test('the canary wave caps the cursor; releasing with passCanary records the wav
     error: { code: 'x', message: 'y' },
     finishedAt: new Date(T0).toISOString(),
   });
-  expect(res.ok && res.job.release).toMatchObject({ canaryFinished: 2, canarySucceeded: 1 });
+  expect(res.ok && res.job?.release).toMatchObject({ canaryFinished: 2, canarySucceeded: 1 });
   const rest = await release(jobId, { orderLimit: 6, passCanary: true });
   expect(rest.ok && rest.released).toHaveLength(4);
   expect((await jobs.get(jobId))!.release.wave).toBe('rest');

@@ -232,7 +232,10 @@ export class LiveConnection {
 
   #subscribeFilters(client: MqttClient, filters: string[], entries: Entry[]): void {
     if (filters.length === 0) return;
-    const map = Object.fromEntries(filters.map((f) => [f, { qos: 1 as const }]));
+    // QoS 0: a clean session gains nothing from QoS 1 (nothing is redelivered to a new connection),
+    // while the broker would keep every status message in flight per page until it is acknowledged.
+    // What a dropped connection missed comes back as retained state, and log lines from the API.
+    const map = Object.fromEntries(filters.map((f) => [f, { qos: 0 as const }]));
     client.subscribe(map, (err, granted) => {
       if (err || client !== this.#client) return;
       const ok = new Set((granted ?? []).filter((g) => g.qos !== SUBACK_FAILURE).map((g) => g.topic));
