@@ -8,13 +8,12 @@
  * brokers alternate, so drifting machine load hits both alike. Human lines go to stdout as it goes;
  * the last line is one JSON summary. See the README's "Performance" section.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseBenchArgs, USAGE, UsageError, type BenchArgs, type BrokerMode } from './lib/bench-args.js';
 import { brokerCeiling, bullmqCeiling } from './lib/bench-ceilings.js';
 import { startCluster } from './lib/bench-cluster.js';
 import { FIGURES, ratios, summarize, summaryLines, targets, type FigureName, type RunFigures, type Summary } from './lib/bench-figures.js';
 import { imageVersion, launchRate, statusLatency, throughput, uploadImage } from './lib/bench-phases.js';
-import { machineInfo } from './lib/bench-proc.js';
+import { machineInfo, settle } from './lib/bench-proc.js';
 import { round } from './lib/bench-stats.js';
 import { JobWatcher } from './lib/bench-watcher.js';
 
@@ -23,6 +22,12 @@ const SERVICE_DEFAULT_CONCURRENCY = 2000;
 const WARMUP_LAUNCHES = 20;
 
 const log = (line: string) => console.log(line);
+
+/** Lets the service (and Mosquitto) settle before the next measurement; says how long that took. */
+async function quiet(c: { servicePids: number[]; brokerPid: number | null }): Promise<void> {
+  const s = await settle(c.brokerPid ? [...c.servicePids, c.brokerPid] : c.servicePids);
+  log(`  settled in ${(s.waitedMs / 1000).toFixed(1)} s (${s.settled ? '' : 'still '}${Math.round(s.corePct)} % of a core)`);
+}
 
 async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<RunFigures> {
   log(`\n[${mode} run ${run}] starting redis-server, the service and ${args.sites} sites`);
@@ -39,7 +44,7 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
     const warm = await throughput(c, watcher, warmDevices, await image(), Math.min(warmDevices.length, concurrency));
     if (!args.quick) await launchRate(c, c.targets, launchImage, Math.min(4, args.launchClients), WARMUP_LAUNCHES, args.launchDevices);
     log(`  warm-up: ${warm.executions} executions in ${Math.round(warm.wallMs)} ms (not counted)`);
-    await sleep(args.quick ? 200 : 1000);
+    await quiet(c);
 
     const t = await throughput(c, watcher, c.targets, await image(), Math.min(c.targets.length, concurrency));
     log(
@@ -49,7 +54,7 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
         `redis ${t.redisCpuMsPerExec.toFixed(2)} ms, simulator ${t.simCpuMsPerExec.toFixed(2)} ms; POST ${Math.round(t.launchMs)} ms; ` +
         `per execution: ${t.redisCallsPerExec.toFixed(1)} Redis commands (${t.redisTop}), ${t.deliveriesPerExec.toFixed(1)} MQTT messages at sites and browser`,
     );
-    await sleep(1000);
+    await quiet(c);
 
     const latencyDevices = c.targets.slice(0, Math.min(c.targets.length, 3 * args.latencyConcurrency));
     const l = await statusLatency(c, watcher, latencyDevices, await image(), Math.min(args.latencyConcurrency, latencyDevices.length));

@@ -57,3 +57,23 @@ export function machineInfo(): { cores: number; cpu: string; node: string; memGb
     load1: Number(os.loadavg()[0].toFixed(2)),
   };
 }
+
+/**
+ * Waits until `pids` together use less than `maxCorePct` % of one core over a `windowMs` window, so a
+ * measurement does not pay for the previous one's aftermath (completed BullMQ jobs, retained records,
+ * garbage). Gives up after `timeoutMs`; returns the milliseconds it waited and the last reading.
+ */
+export async function settle(
+  pids: readonly number[],
+  { maxCorePct = 35, windowMs = 1000, timeoutMs = 30_000 }: { maxCorePct?: number; windowMs?: number; timeoutMs?: number } = {},
+): Promise<{ waitedMs: number; corePct: number; settled: boolean }> {
+  const t0 = Date.now();
+  for (;;) {
+    const before = (await procSamples(pids)).cpuMs;
+    await new Promise((r) => setTimeout(r, windowMs));
+    const corePct = (100 * ((await procSamples(pids)).cpuMs - before)) / windowMs;
+    const waitedMs = Date.now() - t0;
+    if (corePct < maxCorePct) return { waitedMs, corePct, settled: true };
+    if (waitedMs >= timeoutMs) return { waitedMs, corePct, settled: false };
+  }
+}
