@@ -18,6 +18,7 @@ import type { Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { TlsOptions } from 'node:tls';
 import type { Aedes, AedesOptions, Client, ConnectPacket } from 'aedes';
+import mqemitter from 'mqemitter';
 import type { Logger } from 'pino';
 import { isPortalId } from '../src/protocol/ids.js';
 import {
@@ -148,7 +149,14 @@ export async function createBroker(options: BrokerOptions): Promise<EmbeddedBrok
 
   // The in-memory default with retained messages indexed by topic level: see retained-index.ts.
   const persistence = settings.persistence ?? indexedMemoryPersistence();
-  const aedes = new GuardedAedes({ persistence, mq: settings.mq, id: settings.id });
+  // The in-memory emitter without aedes' default concurrency limit (100 deliveries in flight, the rest
+  // queued). When that queue is long and its messages complete synchronously (no subscriber, like a
+  // GX heartbeat), mqemitter releases each into the next on one stack, and the broker died of "Maximum
+  // call stack size exceeded" in the 10,000-site benchmark (mcollina/mqemitter#204, open). Unbounded,
+  // nothing is ever queued there; aedes still reads each client's packets in bounded batches, and the
+  // clustered emitter (mqemitter-redis) is unbounded already.
+  const mq = settings.mq ?? mqemitter({ concurrency: 0, matchEmptyLevels: true });
+  const aedes = new GuardedAedes({ persistence, mq, id: settings.id });
 
   /** Why `principal` may not publish this, or null when it may. */
   function publishRefusal(
