@@ -62,6 +62,8 @@ export interface Cluster {
   /** Job ids created in this cluster, for the retained clean-up on Mosquitto. */
   jobIds: string[];
   workDir: string;
+  /** Why the run cannot go on (a service process died), or null. */
+  failure(): string | null;
   /** The end of the service's log (stdout and stderr). */
   serviceLogTail(chars?: number): Promise<string>;
   close(): Promise<void>;
@@ -146,6 +148,7 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
     const roles = args.topology === 'single' ? [`${front},worker`] : [front, 'worker'];
     const services: { proc: ManagedProcess; inspectPort: number; log: string }[] = [];
     let stopping = false;
+    let failure: string | null = null;
     closers.push(async () => {
       stopping = true;
       for (const s of [...services].reverse()) await s.proc.stop();
@@ -173,7 +176,9 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
       services.push({ proc, inspectPort, log: logFile });
       await proc.start(60_000);
       proc.child?.once('exit', (code, signal) => {
-        if (!stopping) log(`  the ${name} process exited unexpectedly (code ${code ?? '-'}, signal ${signal ?? '-'})`);
+        if (stopping) return;
+        failure = `the ${name} process exited unexpectedly (code ${code ?? '-'}, signal ${signal ?? '-'}); its log: ${logFile}`;
+        log(`  ${failure}`);
       });
       if (i === 0 && roles.length > 1) log(`  processes: ${roles.map((r) => `[${r}]`).join(' + ')}`);
     }
@@ -220,6 +225,7 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
     await new Promise((r) => setTimeout(r, 2000));
     const rssWithFleet = await rssNow();
     return {
+      failure: () => failure,
       mode,
       prefix,
       keys,

@@ -106,6 +106,8 @@ async function commandStats(c: Cluster): Promise<Map<string, number>> {
 async function followJob(c: Cluster, jobId: string, timeoutMs: number, onSample?: (p: JobPoll) => void | Promise<void>): Promise<JobPoll> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    const failed = c.failure();
+    if (failed) throw new Error(failed);
     const p = await pollJob(c, jobId);
     await onSample?.(p);
     if (p.state === 'completed' || p.state === 'aborted') return p;
