@@ -11,8 +11,9 @@
  *       error code ('' for none), retry due time in ms ('' unless re-queued), rollout channel ('' for none), jobId.
  * Returns {1, eventJSON|'', deviceJSON|'', jobHashFlat...} or {0, reason} when the write is stale or the
  * record is terminal. The job hash comes back only when the state changed or a log line was written:
- * a progress report changes nothing a job summary shows, and it is most of the writes. A terminal execution updates the device's record and history in the same step,
- * counts its error code (`e:<code>`) and its canary wave result, and frees its rollout slot.
+ * a progress report changes nothing a job summary shows, and it is most of the writes.
+ * A terminal execution updates the device's record and history in the same step, counts its error
+ * code (`e:<code>`) and its canary wave result, and frees its rollout slot.
  * An execution going back to `queued` (a retry after a transient failure) frees its slot and device
  * lock and waits in the retry zset. Either way the rollout channel hears the job id.
  */

@@ -5,6 +5,7 @@
  */
 import type { PublishPacket } from 'aedes';
 import { BrokerHarness } from '../helpers/broker-harness.js';
+import { waitFor } from '../helpers/service-harness.js';
 
 let h: BrokerHarness;
 
@@ -15,15 +16,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.close();
 });
-
-/** Yields to the event loop until `done()`; fails after `ms` (a broker that died never gets there). */
-async function until(done: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
-  }
-}
 
 function packet(topic: string): PublishPacket {
   return { cmd: 'publish', topic, payload: Buffer.from('{"value":1}'), qos: 0, dup: false, retain: false };
@@ -39,16 +31,10 @@ test('20,000 unrouted messages behind 200 pending deliveries are all handled', a
   const QUIET = 20_000;
   for (let i = 0; i < HELD; i++) aedes.publish(packet(`hold/${i}`), () => published++);
   for (let i = 0; i < QUIET; i++) aedes.publish(packet(`N/c0619ab1d2e3/heartbeat/${i}`), () => published++);
-  await until(() => held.length === HELD, 'the held deliveries');
+  await waitFor(() => held.length === HELD, 10_000, 'the held deliveries');
 
   // Releasing the pending deliveries lets whatever waited behind them run.
-  let thrown: unknown = null;
-  try {
-    for (const release of held.splice(0)) release();
-  } catch (err) {
-    thrown = err;
-  }
-  expect(thrown).toBeNull();
-  await until(() => published === HELD + QUIET, 'every publish to complete');
+  for (const release of held.splice(0)) release();
+  await waitFor(() => published === HELD + QUIET, 10_000, 'every publish to complete');
   expect(published).toBe(HELD + QUIET);
 });
