@@ -11,6 +11,11 @@ import type { FaultKind } from './fault-plan.js';
 export interface InstallRequestRecord {
   executionId: string;
   jobId: string;
+  /**
+   * The RPC id the request came with. The same id twice is one request delivered twice (MQTT QoS 1
+   * is at-least-once: a sender that lost the broker before its PUBACK sends it again on reconnect).
+   */
+  rpcId: string;
   /** Unix ms. */
   at: number;
   /** `accepted`: started an update; `duplicate`: already known, nothing restarted; `refused`: error answer. */
@@ -83,6 +88,16 @@ export class GroundTruth {
   /** Install requests for this execution that reached the device: accepted, duplicate and refused. */
   installCount(deviceId: string, executionId: string): number {
     return this.byDevice.get(deviceId)?.installs.filter((i) => i.executionId === executionId).length ?? 0;
+  }
+
+  /**
+   * Distinct install requests for this execution that reached the device (by RPC id): what the
+   * orchestrator sent, with MQTT-level redeliveries of one request counted once.
+   */
+  requestCount(deviceId: string, executionId: string): number {
+    const ids = new Set<string>();
+    for (const i of this.byDevice.get(deviceId)?.installs ?? []) if (i.executionId === executionId) ids.add(i.rpcId);
+    return ids.size;
   }
 
   /** Installs that actually started an update for this execution: must never exceed 1. */

@@ -56,7 +56,7 @@ function install(site: RpcHost, device: SimDevice, rpcId: string, params: Instal
   const { ctx } = site;
   const plan = planInstall(ctx.options.seed, device.deviceId, params.executionId, ctx.options.faults);
   const admission = admitInstall(device, params, plan);
-  const record = { executionId: params.executionId, jobId: params.jobId, at: Date.now() };
+  const record = { executionId: params.executionId, jobId: params.jobId, rpcId, at: Date.now() };
 
   if (admission.kind === 'duplicate') {
     const known = device.execution(params.executionId)!;

@@ -63,8 +63,18 @@ export interface ChaosReport {
   terminal: number;
   lost: number;
   byState: Record<string, number>;
-  /** (device, execution) pairs whose device received more than one install request. */
+  /**
+   * (device, execution) pairs whose device got more than one install request (distinct RPC ids: the
+   * orchestrator sent it again) or started the update more than once. Must be 0.
+   */
   repeatedInstalls: number;
+  /** Those pairs in detail: each install delivery the device saw (time, RPC id, outcome). */
+  repeated: string[];
+  /**
+   * Install requests delivered more than once under the same RPC id: MQTT QoS 1 redelivery after a
+   * broker restart, answered as a duplicate by the device's idempotency. Allowed; counted.
+   */
+  redelivered: number;
   succeeded: number;
   onNewVersion: number;
   /** Devices where "succeeded" and "really on the new version" disagree. */
@@ -273,8 +283,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const byState: Record<string, number> = {};
     for (const e of final.executions) byState[e.state] = (byState[e.state] ?? 0) + 1;
     const terminal = final.executions.filter((e) => isTerminalExecutionState(e.state)).length;
-    let repeatedInstalls = 0;
-    for (const e of final.executions) if (f.truth.installCount(e.deviceId, e.executionId) > 1) repeatedInstalls++;
+    const repeated: string[] = [];
+    let redelivered = 0;
+    for (const e of final.executions) {
+      const deliveries = f.truth.installCount(e.deviceId, e.executionId);
+      const requests = f.truth.requestCount(e.deviceId, e.executionId);
+      redelivered += deliveries - requests;
+      if (requests <= 1 && f.truth.acceptedCount(e.deviceId, e.executionId) <= 1) continue;
+      const seen = f.truth.device(e.deviceId)!.installs.filter((i) => i.executionId === e.executionId);
+      repeated.push(`${e.deviceId} ${e.executionId} ${e.state}: ${seen.map((i) => `${new Date(i.at).toISOString()} ${i.rpcId} ${i.outcome}`).join(', ')}`);
+    }
     const stuck = final.executions
       .filter((e) => !isTerminalExecutionState(e.state))
       .map((e) => `${e.executionId} ${e.state}/${e.phase} attempt ${e.attempt} seq ${e.seq} updated ${e.updatedAt}`);
@@ -308,7 +326,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       terminal,
       lost: requested - terminal,
       byState,
-      repeatedInstalls,
+      repeatedInstalls: repeated.length,
+      repeated,
+      redelivered,
       succeeded: byState.succeeded ?? 0,
       onNewVersion,
       mismatches,
