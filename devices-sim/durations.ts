@@ -44,6 +44,17 @@ export const DEFAULT_DURATIONS: Readonly<SimDurations> = Object.freeze({
 });
 
 /**
+ * Overrides that keep dbus-flashmq's protocol timers (the 60 s alive window, the 3 s heartbeat) at
+ * their real wall-clock length under `timeScale`, while the device's work stays compressed. An
+ * orchestrator refreshes its keepalive in real time (every 30 s), so with a compressed window a
+ * supervised site would fall silent between two keepalives and its notifications (a product back
+ * on the bus, a new version) would never arrive, which no real site does.
+ */
+export function realTimeProtocolTimers(timeScale: number): Pick<SimDurations, 'aliveSec' | 'heartbeatSec'> {
+  return { aliveSec: DEFAULT_DURATIONS.aliveSec * timeScale, heartbeatSec: DEFAULT_DURATIONS.heartbeatSec * timeScale };
+}
+
+/**
  * Periodic timers never fire faster than this, whatever the scale: a 3 s heartbeat at scale 5000
  * would otherwise be a 0.6 ms busy loop per alive site.
  */

@@ -34,7 +34,7 @@ export {
   type ProductKind,
   type ProductMix,
 } from './site-plan.js';
-export { DEFAULT_DURATIONS, type SimDurations } from './durations.js';
+export { DEFAULT_DURATIONS, realTimeProtocolTimers, type SimDurations } from './durations.js';
 export { FIRMWARE_STATE } from './device-paths.js';
 export {
   NOT_UPDATABLE_CODES,

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { startFleet, portalIdsFor } from '../devices-sim/index.js';
+import { portalIdsFor, realTimeProtocolTimers, startFleet } from '../devices-sim/index.js';
 import { parseConfig } from './config.js';
 import { seedFirmware } from './demo/seed-firmware.js';
 import { ConfigError } from './errors.js';
@@ -67,6 +67,7 @@ async function main(): Promise<void> {
     seed: 1,
     portalIdSalt: 'demo',
     timeScale,
+    durations: realTimeProtocolTimers(timeScale),
     credentials: (portalId) => secrets.get(portalId) ?? '',
     logger: logger.child({ component: 'sim' }),
   });

@@ -11,7 +11,7 @@
  * (message counts). Nothing of it changes what a site does.
  */
 import { pino } from 'pino';
-import { startFleet, type Fleet } from '../../devices-sim/index.js';
+import { realTimeProtocolTimers, startFleet, type Fleet } from '../../devices-sim/index.js';
 import { SimSite } from '../../devices-sim/sim-site.js';
 import { SiteConnection } from '../../devices-sim/site-connection.js';
 import { monoUs, type FromChild, type ProgressSample, type SimStartOptions, type ToChild } from './bench-sim.js';
@@ -60,7 +60,7 @@ async function start(o: SimStartOptions): Promise<void> {
     portalIdSalt: o.salt,
     timeScale: o.timeScale,
     mix: { vebus: 0, solarcharger: 1, battery: 0 },
-    durations: { aliveSec: 60 * o.timeScale, heartbeatSec: 3 * o.timeScale },
+    durations: realTimeProtocolTimers(o.timeScale),
     connectRatePerSec: o.connectRatePerSec,
     connectTimeoutMs: 30 * 60_000,
     credentials: (portalId) => o.secrets[portalId] ?? 'unknown',

@@ -17,6 +17,11 @@ export function serialTopic(portalId: string): string {
 }
 export const SERIAL_DISCOVERY_TOPIC = 'N/+/system/0/Serial';
 
+/** Every product's `Connected` leaf on a site: 1 when it is (back) on the bus, 0 or empty when not. */
+export function connectedFilter(portalId: string): string {
+  return `N/${portalId}/+/+/Connected`;
+}
+
 export function keepaliveTopic(portalId: string): string {
   return `R/${portalId}/keepalive`;
 }

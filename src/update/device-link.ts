@@ -1,8 +1,11 @@
 /**
  * A worker process's link to the sites it supervises, over its one service MQTT connection:
  * RPC calls on `P/<id>/in|out/…`, device events routed by execution id, the site's presence
- * (its retained serial), and the keepalive that keeps a supervised site's notifications flowing.
- * Subscriptions are reference-counted per site, so thousands of executions share them.
+ * (its retained serial), each product's presence (its `Connected` leaf, so a product back from
+ * its reboot is asked at once instead of at the next poll), and the keepalive that keeps a
+ * supervised site's notifications flowing. Subscriptions are reference-counted per site, so
+ * thousands of executions share them. The connection may be shared with other components (the
+ * fleet monitor in a one-process deployment): only the topics subscribed here are acted on.
  */
 import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
@@ -16,6 +19,7 @@ import {
   parseNotification,
   parseRpcOut,
   rpcInTopic,
+  connectedFilter,
   rpcOutFilter,
   serialTopic,
   type ErrorInfo,
@@ -29,6 +33,8 @@ export interface SiteListener {
   onDeviceEvent(msg: Extract<RpcOutMessage, { kind: 'progress' | 'failed' }>): void;
   /** The site's GX is (again) connected. */
   onSiteOnline(): void;
+  /** A product of the site (`<service>/<instance>`) is (again) on the bus. */
+  onDeviceOnline(localDevice: string): void;
 }
 
 interface SiteWatch {
@@ -41,6 +47,10 @@ interface SiteWatch {
 
 /** Executions per supervised site whose progress is followed for the out-of-order count. */
 const MAX_TRACKED_EXECUTIONS_PER_SITE = 256;
+
+function siteFilters(portalId: string): string[] {
+  return [rpcOutFilter(portalId), serialTopic(portalId), connectedFilter(portalId)];
+}
 
 /** Venus keeps a site alive 60 s after a keepalive; refresh well within that. */
 export const KEEPALIVE_INTERVAL_MS = 30_000;
@@ -66,7 +76,7 @@ export class DeviceLink {
     let w = this.sites.get(portalId);
     if (!w) {
       const ready = this.mqtt
-        .subscribeAsync([rpcOutFilter(portalId), serialTopic(portalId)], { qos: 1 })
+        .subscribeAsync(siteFilters(portalId), { qos: 1 })
         .then(() => undefined);
       const keepalive = setInterval(() => this.keepalive(portalId), KEEPALIVE_INTERVAL_MS);
       keepalive.unref();
@@ -83,7 +93,7 @@ export class DeviceLink {
         this.sites.delete(portalId);
         clearInterval(watch.keepalive);
         if (this.mqtt.connected) {
-          this.mqtt.unsubscribeAsync([rpcOutFilter(portalId), serialTopic(portalId)]).catch(() => undefined);
+          this.mqtt.unsubscribeAsync(siteFilters(portalId)).catch(() => undefined);
         }
       }
     };
@@ -137,9 +147,17 @@ export class DeviceLink {
     if (!t) return;
     const w = this.sites.get(t.portalId);
     if (t.kind === 'N') {
-      // Only the serial is subscribed here: a non-null value means the GX is connected.
-      const n = parseNotification(payload);
-      if (w && n && n.value !== null) for (const l of w.listeners) l.onSiteOnline();
+      if (!w) return;
+      const p = t.path;
+      if (p.length === 3 && p[0] === 'system' && p[1] === '0' && p[2] === 'Serial') {
+        // A non-null serial means the GX is connected.
+        const n = parseNotification(payload);
+        if (n && n.value !== null) for (const l of w.listeners) l.onSiteOnline();
+      } else if (p.length === 3 && p[2] === 'Connected') {
+        // 1 when the product is on the bus; 0, or an empty payload when its service is gone.
+        const n = parseNotification(payload);
+        if (n && n.value === 1) for (const l of w.listeners) l.onDeviceOnline(`${p[0]}/${p[1]}`);
+      }
       return;
     }
     if (t.kind !== 'P' || t.direction !== 'out') return;

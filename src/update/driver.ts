@@ -79,12 +79,16 @@ class ExecutionRun {
   async run(): Promise<ExecutionRecord> {
     const done = new Promise<ExecutionRecord>((r) => (this.resolve = r));
     const executionId = this.input.record.executionId;
+    const localDevice = formatLocalDevice(this.address);
     const release = await this.deps.link.watch(this.address.portalId, {
       onDeviceEvent: (msg) => {
         if (msg.executionId !== executionId) return;
         this.feed(msg.kind === 'progress' ? { type: 'progress', phase: msg.phase, progress: msg.progress } : { type: 'device-failed', error: msg.error });
       },
       onSiteOnline: () => this.feed({ type: 'site-online' }),
+      onDeviceOnline: (local) => {
+        if (local === localDevice) this.feed({ type: 'site-online' });
+      },
     });
     const onAbort = () => this.stop('handed over');
     this.input.signal?.addEventListener('abort', onAbort, { once: true });

@@ -35,7 +35,7 @@ export type MachineEvent =
   | { type: 'install-timeout' }
   | { type: 'progress'; phase: Phase; progress: number }
   | { type: 'device-failed'; error: ErrorInfo }
-  /** The site's GX is connected again (its retained serial reappeared). */
+  /** The site's GX (its retained serial reappeared) or the device itself (`Connected` 1) is back: ask it. */
   | { type: 'site-online' }
   | { type: 'timer'; name: TimerName }
   /** Operator abort or rollout rule: honoured only before the install is sent. */
