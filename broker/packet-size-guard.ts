@@ -12,6 +12,7 @@
  * protocol errors).
  */
 import { Duplex } from 'node:stream';
+import { IterationCork } from '../src/mqtt/write-coalescing.js';
 
 /** Why the guard closed a connection. */
 export type FrameViolation =
@@ -79,11 +80,14 @@ export class MqttFrameMeter {
  */
 export class PacketSizeGuard extends Duplex {
   readonly #inner: Duplex;
+  /** Everything written to this client in one event-loop iteration leaves as one write on `inner`. */
+  readonly #cork: IterationCork;
 
   constructor(inner: Duplex, maxPacketBytes: number, onViolation: (v: FrameViolation) => void) {
     // Like a net.Socket of a server with allowHalfOpen false: the end of the client's data ends ours.
     super({ allowHalfOpen: false });
     this.#inner = inner;
+    this.#cork = new IterationCork(inner);
     const meter = new MqttFrameMeter(maxPacketBytes);
     inner.on('data', (chunk: Buffer) => {
       if (this.destroyed) return;
@@ -107,6 +111,7 @@ export class PacketSizeGuard extends Duplex {
   }
 
   override _write(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.#cork.hold();
     if (this.#inner.write(chunk, encoding)) callback();
     else this.#inner.once('drain', () => callback());
   }
@@ -119,6 +124,7 @@ export class PacketSizeGuard extends Duplex {
    */
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
     const data = chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk));
+    this.#cork.hold();
     if (this.#inner.write(data)) callback();
     else this.#inner.once('drain', () => callback());
   }

@@ -5,11 +5,20 @@
  */
 import net from 'node:net';
 import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
+import { coalesceWrites } from './write-coalescing.js';
 
 export type { MqttClient, IClientOptions };
 
+export interface ConnectTuning {
+  /**
+   * One socket write per event-loop iteration (see write-coalescing.ts), for clients that publish in
+   * bursts (the service). Plain TCP only; a site sending one message at a time gains nothing.
+   */
+  coalesceWrites?: boolean;
+}
+
 /** Connects to `mqtt://host:port` (or `tcp://`, `ws://`, `wss://`, `mqtts://`); does not wait for CONNACK. */
-export function connectMqtt(url: string, options: IClientOptions = {}): MqttClient {
+export function connectMqtt(url: string, options: IClientOptions = {}, tuning: ConnectTuning = {}): MqttClient {
   const parsed = new URL(url);
   if (parsed.protocol === 'mqtt:' || parsed.protocol === 'tcp:') {
     const host = parsed.hostname || '127.0.0.1';
@@ -23,7 +32,10 @@ export function connectMqtt(url: string, options: IClientOptions = {}): MqttClie
       port,
       protocol: 'mqtt',
     };
-    return new MqttClient(() => net.createConnection({ host, port, noDelay: true }), opts);
+    return new MqttClient(() => {
+      const socket = net.createConnection({ host, port, noDelay: true });
+      return tuning.coalesceWrites ? coalesceWrites(socket) : socket;
+    }, opts);
   }
   return mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 1000, ...options });
 }

@@ -118,7 +118,10 @@ async function start(
   closers: (() => Promise<void>)[],
   close: () => Promise<void>,
 ): Promise<Service> {
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+  // The stores' client pipelines automatically: every command issued in one event-loop iteration
+  // (the scripts of hundreds of executions at fleet scale) goes out in one write. Order per
+  // connection is unchanged, so the stores' semantics are too.
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true, enableAutoPipelining: true });
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   await redis.connect().catch(async (err: Error) => {
     logger.warn({ err: err.message }, 'redis not reachable yet; waiting');
@@ -128,6 +131,11 @@ async function start(
     });
   });
   closers.push(async () => void (await redis.quit()));
+  // BullMQ gets a connection of its own without auto-pipelining (reported to break its job moves:
+  // taskforcesh/bullmq#457).
+  const queueRedis = redis.duplicate({ enableAutoPipelining: false, lazyConnect: false });
+  queueRedis.on('error', (err) => logger.warn({ err: err.message }, 'redis (queue) connection error'));
+  closers.push(async () => void (await queueRedis.quit()));
   const keys = createKeys(config.queuePrefix);
   const jobs = new JobStore(redis, keys);
   const devices = new DeviceStore(redis, keys);
@@ -193,7 +201,7 @@ async function start(
     // Jittered, so a fleet of service processes does not reconnect in lockstep after a broker restart.
     reconnectPeriod: 500 + Math.floor(Math.random() * 1000),
     ...serviceClientTls(clientCa, ownTls),
-  });
+  }, { coalesceWrites: true });
   mqtt.on('error', (err) => logger.warn({ err: err.message }, 'service MQTT client error'));
   mqtt.on('reconnect', () => logger.info('service MQTT client reconnecting'));
   closers.push(() => mqtt.endAsync());
@@ -203,7 +211,7 @@ async function start(
   const publisher = new StatusPublisher(mqtt, logger.child({ component: 'status' }), undefined, metrics.statusPublished);
   closers.push(() => publisher.flush());
 
-  const queue = createExecutionQueue(redis, config.queuePrefix);
+  const queue = createExecutionQueue(queueRedis, config.queuePrefix);
   closers.push(() => queue.close());
   metrics.watchQueue(queue);
   const readiness = async () => {
@@ -303,7 +311,7 @@ async function start(
     closers.push(async () => link.close());
     const downloadBase = config.publicUrl ?? `${serverTls ? 'https' : 'http'}://127.0.0.1:${httpPort ?? config.port}`;
     worker = startExecutionWorker({
-      connection: redis,
+      connection: queueRedis,
       prefix: config.queuePrefix,
       concurrency: config.workerConcurrency,
       lockDurationMs: config.lockDurationMs,
