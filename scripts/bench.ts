@@ -54,6 +54,7 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
         `redis ${t.redisCpuMsPerExec.toFixed(2)} ms, simulator ${t.simCpuMsPerExec.toFixed(2)} ms; POST ${Math.round(t.launchMs)} ms; ` +
         `per execution: ${t.redisCallsPerExec.toFixed(1)} Redis commands (${t.redisTop}), ${t.deliveriesPerExec.toFixed(1)} MQTT messages at sites and browser`,
     );
+    log(`  timeline: ${t.timeline}`);
     await quiet(c);
 
     const latencyDevices = c.targets.slice(0, Math.min(c.targets.length, 3 * args.latencyConcurrency));

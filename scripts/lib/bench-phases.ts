@@ -93,6 +93,8 @@ export interface ThroughputResult {
   redisCallsPerExec: number;
   redisTop: string;
   launchMs: number;
+  /** When executions started and finished, seconds after POST (first, 10 %, 50 %, 90 %, last): where the wall goes. */
+  timeline: string;
 }
 
 /** Calls per Redis command so far (`cmdstat_evalsha:calls=12,…`). */
@@ -191,7 +193,19 @@ export async function throughput(
     redisCallsPerExec: calls.reduce((a, [, v]) => a + v, 0),
     redisTop: calls.slice(0, 6).map(([cmd, v]) => `${cmd} ${v.toFixed(1)}`).join(', '),
     launchMs: launched.ms,
+    timeline: timeline(execs, t0),
   };
+}
+
+function timeline(execs: { startedAt: string | null; finishedAt: string | null }[], t0: number): string {
+  const spread = (label: string, at: number[]) => {
+    if (at.length === 0) return `${label} -`;
+    const s = (ms: number) => ((ms - t0) / 1000).toFixed(1);
+    return `${label} ${s(Math.min(...at))}/${s(percentile(at, 10))}/${s(percentile(at, 50))}/${s(percentile(at, 90))}/${s(Math.max(...at))} s`;
+  };
+  const started = execs.filter((e) => e.startedAt).map((e) => Date.parse(e.startedAt!));
+  const finished = execs.filter((e) => e.finishedAt).map((e) => Date.parse(e.finishedAt!));
+  return `${spread('started', started)}, ${spread('finished', finished)} (first/10 %/50 %/90 %/last after POST)`;
 }
 
 export interface LatencyResult {
