@@ -134,6 +134,8 @@ export class PacketSizeGuard extends Duplex {
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    // What this client was sent last (a CONNACK refusal before the broker drops it) still leaves.
+    this.#cork.flush();
     this.#inner.destroy();
     callback(err);
   }

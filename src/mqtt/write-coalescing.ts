@@ -25,7 +25,17 @@ export class IterationCork {
     setImmediate(this.#release);
   }
 
+  /**
+   * Writes what is held now. Call before destroying the stream: `destroy()` discards buffered
+   * writes, and a CONNACK refusal written just before the broker drops the connection must still
+   * leave (the client would otherwise never learn why).
+   */
+  flush(): void {
+    this.#release();
+  }
+
   readonly #release = (): void => {
+    if (!this.#held) return;
     this.#held = false;
     this.stream.uncork();
   };
@@ -39,5 +49,11 @@ export function coalesceWrites<S extends Writable>(stream: S): S {
     cork.hold();
     return write(...args);
   }) as S['write'];
+  const destroy = stream.destroy.bind(stream);
+  stream.destroy = (error?: Error) => {
+    cork.flush();
+    destroy(error);
+    return stream;
+  };
   return stream;
 }
