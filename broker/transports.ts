@@ -10,6 +10,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { createWebSocketStream, WebSocketServer, type WebSocket } from 'ws';
+import { LISTEN_BACKLOG } from '../src/listen-backlog.js';
 
 /**
  * Largest WebSocket message accepted from a client. Browsers only send CONNECT, SUBSCRIBE and PINGREQ;
@@ -87,7 +88,7 @@ export class BrokerTransports {
         reject(err);
       };
       server.once('error', onListenError);
-      server.listen({ port, host }, () => {
+      server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
         server.off('error', onListenError);
         server.on('error', this.#onListenerError);
         listener.closed = new Promise((closed) => server.once('close', () => closed()));

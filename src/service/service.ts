@@ -29,6 +29,7 @@ import { DevicePayloadStats } from '../mqtt/device-payload-stats.js';
 import { createExecutionQueue } from '../queue/execution-queue.js';
 import { startExecutionWorker, type ExecutionWorker } from '../queue/execution-worker.js';
 import { RetainedRestorer } from '../status/retained-restorer.js';
+import { LISTEN_BACKLOG } from '../listen-backlog.js';
 import { StatusPublisher } from '../status/status-publisher.js';
 import { DeviceStore } from '../store/device-store.js';
 import { FirmwareStore } from '../store/firmware-store.js';
@@ -290,7 +291,7 @@ async function start(
     if (broker) broker.attachWebSocket(s, '/mqtt');
     await new Promise<void>((resolve, reject) => {
       s.once('error', reject);
-      s.listen(config.port, config.host, () => resolve());
+      s.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG }, () => resolve());
     });
     closers.push(
       () =>
