@@ -13,20 +13,21 @@ import { DevicePayloadStats } from '../mqtt/device-payload-stats.js';
 import {
   MAX_PAYLOAD_BYTES,
   PHASES,
+  connectedFilter,
   keepaliveTopic,
   parseDeviceTopic,
   parseJsonPayload,
   parseNotification,
   parseRpcOut,
   rpcInTopic,
-  connectedFilter,
   rpcOutFilter,
   serialTopic,
   type ErrorInfo,
   type RpcOutMessage,
 } from '../protocol/index.js';
 
-export type RpcOutcome = { ok: true; result: unknown } | { ok: false; error: ErrorInfo } | { ok: false; timeout: true };
+export type RpcOutcome =
+  { ok: true; result: unknown } | { ok: false; error: ErrorInfo } | { ok: false; timeout: true };
 
 export interface SiteListener {
   /** Progress or failure reported by the device for some execution. */
@@ -75,9 +76,7 @@ export class DeviceLink {
   async watch(portalId: string, listener: SiteListener): Promise<() => void> {
     let w = this.sites.get(portalId);
     if (!w) {
-      const ready = this.mqtt
-        .subscribeAsync(siteFilters(portalId), { qos: 1 })
-        .then(() => undefined);
+      const ready = this.mqtt.subscribeAsync(siteFilters(portalId), { qos: 1 }).then(() => undefined);
       const keepalive = setInterval(() => this.keepalive(portalId), KEEPALIVE_INTERVAL_MS);
       keepalive.unref();
       w = { listeners: new Set(), ready, keepalive, furthest: new Map() };
@@ -113,9 +112,14 @@ export class DeviceLink {
         this.pending.delete(rpcId);
         resolve(msg.kind === 'result' ? { ok: true, result: msg.result } : { ok: false, error: msg.error });
       });
-      this.mqtt.publish(rpcInTopic(portalId, rpcId), JSON.stringify({ method, params }), { qos: 1 }, (err) => {
-        if (err) this.logger.warn({ err, portalId, method }, 'rpc publish failed');
-      });
+      this.mqtt.publish(
+        rpcInTopic(portalId, rpcId),
+        JSON.stringify({ method, params }),
+        { qos: 1 },
+        (err) => {
+          if (err) this.logger.warn({ err, portalId, method }, 'rpc publish failed');
+        },
+      );
     });
   }
 
