@@ -55,6 +55,7 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
         `per execution: ${t.redisCallsPerExec.toFixed(1)} Redis commands (${t.redisTop}), ${t.deliveriesPerExec.toFixed(1)} MQTT messages at sites and browser`,
     );
     log(`  timeline: ${t.timeline}`);
+    log(`  log lines per execution: ${t.logKinds}`);
     await quiet(c);
 
     const latencyDevices = c.targets.slice(0, Math.min(c.targets.length, 3 * args.latencyConcurrency));

@@ -95,6 +95,8 @@ export interface ThroughputResult {
   launchMs: number;
   /** When executions started and finished, seconds after POST (first, 10 %, 50 %, 90 %, last): where the wall goes. */
   timeline: string;
+  /** The job log's lines per execution by kind (digits and ids stripped), the most frequent first: what the executions went through. */
+  logKinds: string;
 }
 
 /** Calls per Redis command so far (`cmdstat_evalsha:calls=12,…`). */
@@ -194,7 +196,21 @@ export async function throughput(
     redisTop: calls.slice(0, 6).map(([cmd, v]) => `${cmd} ${v.toFixed(1)}`).join(', '),
     launchMs: launched.ms,
     timeline: timeline(execs, t0),
+    logKinds: await logKinds(c, launched.id, n),
   };
+}
+
+async function logKinds(c: Cluster, jobId: string, executions: number): Promise<string> {
+  const counts = new Map<string, number>();
+  for (const line of await c.redis.lrange(c.keys.jobEvents(jobId), 0, -1)) {
+    const { message } = JSON.parse(line) as { message: string };
+    const kind = message.replace(/\(.*?\)/g, '').replace(/[v]?[\d.~]+/g, '#').replace(/\s+/g, ' ').slice(0, 48).trim();
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+  }
+  return [...counts]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${(v / executions).toFixed(2)} ${k}`)
+    .join('; ');
 }
 
 function timeline(execs: { startedAt: string | null; finishedAt: string | null }[], t0: number): string {
