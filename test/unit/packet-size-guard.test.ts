@@ -109,8 +109,37 @@ describe('PacketSizeGuard', () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect(Buffer.concat(got)).toEqual(Buffer.concat([connect, publish(300)]));
     await new Promise<void>((resolve) => guard.write(ping, () => resolve()));
+    // Writes are held until the end of the event-loop iteration (one socket write per iteration).
+    await new Promise((resolve) => setImmediate(resolve));
     expect(Buffer.concat(written)).toEqual(ping);
     guard.destroy();
+  });
+
+  test('what the broker writes in one iteration reaches the socket as one write; a destroy right after still sends it', async () => {
+    // A socket that records each write it is asked to do (a net.Socket makes one syscall per call).
+    const writes: Buffer[][] = [];
+    const socket = new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, cb) {
+        writes.push([chunk]);
+        cb();
+      },
+      writev(chunks, cb) {
+        writes.push(chunks.map((c) => c.chunk as Buffer));
+        cb();
+      },
+    });
+    const guard = new PacketSizeGuard(socket, 4096, () => undefined);
+    for (let i = 0; i < 5; i++) guard.write(ping);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes).toHaveLength(1);
+    expect(Buffer.concat(writes[0])).toEqual(Buffer.concat(Array<Buffer>(5).fill(ping)));
+    // A refused client: CONNACK, then the broker drops the connection in the same tick.
+    const connack = Buffer.from([0x20, 0x02, 0x00, 0x05]);
+    guard.write(connack);
+    guard.destroy();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(Buffer.concat(writes.flat()).subarray(-4)).toEqual(connack);
   });
 
   test('destroys itself and the socket at the first oversize header, without passing it on', async () => {
