@@ -12,7 +12,7 @@
  * protocol errors).
  */
 import { Duplex } from 'node:stream';
-import { IterationCork } from '../src/mqtt/write-coalescing.js';
+import { IterationCork } from '../src/net/write-coalescing.js';
 
 /** Why the guard closed a connection. */
 export type FrameViolation =

@@ -10,7 +10,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { createWebSocketStream, WebSocketServer, type WebSocket } from 'ws';
-import { LISTEN_BACKLOG } from '../src/listen-backlog.js';
+import { LISTEN_BACKLOG } from '../src/net/listen-backlog.js';
 
 /**
  * Largest WebSocket message accepted from a client. Browsers only send CONNECT, SUBSCRIBE and PINGREQ;

@@ -5,7 +5,7 @@
  */
 import net from 'node:net';
 import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
-import { coalesceWrites } from './write-coalescing.js';
+import { coalesceWrites } from '../net/write-coalescing.js';
 
 export type { MqttClient, IClientOptions };
 

@@ -7,7 +7,8 @@
  * records answered by one Redis reply. Those small writes were the broker's largest CPU cost in the
  * benchmark. Here the first write of an iteration corks the socket and a `setImmediate` uncorks it:
  * everything written until then leaves as one `writev`. The delay is the rest of the current
- * iteration (microseconds when idle); TCP_NODELAY stays on, so nothing waits for Nagle.
+ * iteration (microseconds when idle); TCP_NODELAY stays on, so nothing waits for Nagle. Used on the
+ * broker's client streams, the service's MQTT socket and the stores' Redis socket.
  */
 import type { Writable } from 'node:stream';
 

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { Writable } from 'node:stream';
 import { setImmediate as nextIteration } from 'node:timers/promises';
-import { coalesceWrites, IterationCork } from '../../src/mqtt/write-coalescing.js';
+import { coalesceWrites, IterationCork } from '../../src/net/write-coalescing.js';
 
 /** A stream that records each write it performs (one entry per _write/_writev call). */
 function recorder(): { stream: Writable; writes: string[][] } {
