@@ -25,11 +25,12 @@ import { abortJob, cancelExecution } from '../jobs/abort.js';
 import { FirmwareUsage } from '../jobs/firmware-usage.js';
 import { JobLauncher } from '../jobs/launcher.js';
 import { connectMqtt, waitConnected, type MqttClient } from '../mqtt/connect.js';
+import { coalesceWrites } from '../net/write-coalescing.js';
 import { DevicePayloadStats } from '../mqtt/device-payload-stats.js';
 import { createExecutionQueue } from '../queue/execution-queue.js';
 import { startExecutionWorker, type ExecutionWorker } from '../queue/execution-worker.js';
 import { RetainedRestorer } from '../status/retained-restorer.js';
-import { LISTEN_BACKLOG } from '../listen-backlog.js';
+import { LISTEN_BACKLOG } from '../net/listen-backlog.js';
 import { StatusPublisher } from '../status/status-publisher.js';
 import { DeviceStore } from '../store/device-store.js';
 import { FirmwareStore } from '../store/firmware-store.js';
@@ -123,6 +124,8 @@ async function start(
   // (the scripts of hundreds of executions at fleet scale) goes out in one write. Order per
   // connection is unchanged, so the stores' semantics are too.
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true, enableAutoPipelining: true });
+  // Its pipelines (one per tick) then leave once per event-loop iteration (every (re)connection's socket).
+  redis.on('connect', () => coalesceWrites(redis.stream));
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   await redis.connect().catch(async (err: Error) => {
     logger.warn({ err: err.message }, 'redis not reachable yet; waiting');
