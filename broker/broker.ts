@@ -119,6 +119,10 @@ const ConnackCode = {
 type ConnackCode = (typeof ConnackCode)[keyof typeof ConnackCode];
 
 type AuthenticateHook = NonNullable<AedesOptions['authenticate']>;
+/** aedes' table of a client's subscriptions (lib/client.js), which its typings do not declare. */
+type ClientSubscriptions = {
+  subscriptions: Record<string, { func: Parameters<Aedes['unsubscribe']>[1] } | undefined>;
+};
 type AuthenticateError = Parameters<Parameters<AuthenticateHook>[3]>[0];
 type Will = NonNullable<ConnectPacket['will']>;
 
@@ -279,7 +283,13 @@ export async function createBroker(options: BrokerOptions): Promise<EmbeddedBrok
 
   aedes.authorizeSubscribe = (client, subscription, callback) => {
     const principal = principals.get(client);
-    if (principal && canSubscribe(principal, subscription.topic)) return callback(null, subscription);
+    if (principal && canSubscribe(principal, subscription.topic)) {
+      // An UNSUBSCRIBE of this filter in the same read may still be removing it: subscribe after it.
+      const existing = (client as unknown as ClientSubscriptions).subscriptions[subscription.topic];
+      if (existing) aedes.afterUnsubscribe(existing.func, () => callback(null, subscription));
+      else callback(null, subscription);
+      return;
+    }
     stats.subscriptionRefused();
     log.warn(
       { clientId: client.id, kind: principal?.kind, filter: subscription.topic },

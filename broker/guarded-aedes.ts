@@ -25,9 +25,16 @@ type InternalPublish = (
   done?: PublishDone,
 ) => void;
 
-/** An Aedes broker whose `publish` skips packets marked with {@link dropPublish}. */
+type DeliverFunc = Parameters<Aedes['unsubscribe']>[1];
+
+/**
+ * An Aedes broker whose `publish` skips packets marked with {@link dropPublish}, and that can tell
+ * when an unsubscription in flight has completed ({@link afterUnsubscribe}).
+ */
 export class GuardedAedes extends Aedes {
   readonly #dropped = new WeakSet<PublishPacket>();
+  /** Deliver functions being unsubscribed → what waits for that to complete. */
+  readonly #unsubscribing = new Map<DeliverFunc, (() => void)[]>();
 
   /** Creates and starts the broker (persistence set up): the 1.x `Aedes.createBroker` for this class. */
   static async start(options: AedesOptions): Promise<GuardedAedes> {
@@ -39,6 +46,36 @@ export class GuardedAedes extends Aedes {
   /** Marks a packet on its way through `authorizePublish`: acknowledged as usual, routed nowhere. */
   dropPublish(packet: PublishPacket): void {
     this.#dropped.add(packet);
+  }
+
+  /**
+   * Calls `then` once the unsubscription of `func` that is in flight has completed (aedes has then
+   * removed it from the client's subscriptions too), or at once when none is.
+   *
+   * Why: aedes handles the packets of one read concurrently, and an UNSUBSCRIBE removes the
+   * subscription asynchronously. A SUBSCRIBE of the same filter right behind it found the old
+   * subscription still there, was acknowledged as a no-op, and then lost it to the UNSUBSCRIBE: the
+   * client believed it was subscribed and received nothing (moscajs/aedes#469). The broker's
+   * `authorizeSubscribe` waits here, so the filter is subscribed afresh after the removal.
+   */
+  afterUnsubscribe(func: DeliverFunc, then: () => void): void {
+    const waiting = this.#unsubscribing.get(func);
+    if (waiting) waiting.push(then);
+    else then();
+  }
+
+  override unsubscribe(topic: string, func: DeliverFunc, done?: () => void): void {
+    if (this.#unsubscribing.has(func)) {
+      super.unsubscribe(topic, func, done as () => void);
+      return;
+    }
+    const waiting: (() => void)[] = [];
+    this.#unsubscribing.set(func, waiting);
+    super.unsubscribe(topic, func, ((err?: Error) => {
+      this.#unsubscribing.delete(func);
+      (done as ((err?: Error) => void) | undefined)?.(err);
+      for (const then of waiting) then();
+    }) as () => void);
   }
 
   override publish(

@@ -6,6 +6,13 @@
  * supervised site's notifications flowing. Subscriptions are reference-counted per site, so
  * thousands of executions share them. The connection may be shared with other components (the
  * fleet monitor in a one-process deployment): only the topics subscribed here are acted on.
+ *
+ * A site's SUBSCRIBE and UNSUBSCRIBE never overlap: each waits for the previous one's
+ * acknowledgement. aedes handles the packets that arrive in one read concurrently, and an
+ * UNSUBSCRIBE of a filter completes after a SUBSCRIBE of the same filter sent right behind it
+ * (moscajs/aedes#469): the SUBACK comes, the subscription is gone, and the site's answers never
+ * arrive. One execution ending on a site as the next one starts there sends exactly that pair, in
+ * one write.
  */
 import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
@@ -40,6 +47,7 @@ export interface SiteListener {
 
 interface SiteWatch {
   listeners: Set<SiteListener>;
+  /** The site's subscriptions are in place (settles after any unsubscribe still in flight). */
   ready: Promise<void>;
   keepalive: NodeJS.Timeout;
   /** Furthest progress seen per execution (phase index, percent): to count reports that go back. */
@@ -59,6 +67,8 @@ const SUPPRESS_REPUBLISH = JSON.stringify({ 'keepalive-options': ['suppress-repu
 
 export class DeviceLink {
   private readonly sites = new Map<string, SiteWatch>();
+  /** Sites no longer watched whose UNSUBSCRIBE is not acknowledged yet: a new watch subscribes after it. */
+  private readonly leaving = new Map<string, Promise<void>>();
   private readonly pending = new Map<string, (msg: RpcOutMessage) => void>();
   private counter = 0;
   private readonly idBase: string;
@@ -76,10 +86,20 @@ export class DeviceLink {
   async watch(portalId: string, listener: SiteListener): Promise<() => void> {
     let w = this.sites.get(portalId);
     if (!w) {
-      const ready = this.mqtt.subscribeAsync(siteFilters(portalId), { qos: 1 }).then(() => undefined);
+      const subscribe = () =>
+        this.mqtt.subscribeAsync(siteFilters(portalId), { qos: 1 }).then(() => undefined);
+      const left = this.leaving.get(portalId);
+      const ready = left ? left.then(subscribe) : subscribe();
       const keepalive = setInterval(() => this.keepalive(portalId), KEEPALIVE_INTERVAL_MS);
       keepalive.unref();
-      w = { listeners: new Set(), ready, keepalive, furthest: new Map() };
+      const created: SiteWatch = { listeners: new Set(), ready, keepalive, furthest: new Map() };
+      // A failed subscribe (the connection closed first) is not kept: the next watch tries again.
+      ready.catch(() => {
+        if (this.sites.get(portalId) !== created) return;
+        this.sites.delete(portalId);
+        clearInterval(keepalive);
+      });
+      w = created;
       this.sites.set(portalId, w);
       this.keepalive(portalId);
     }
@@ -91,11 +111,24 @@ export class DeviceLink {
       if (watch.listeners.size === 0 && this.sites.get(portalId) === watch) {
         this.sites.delete(portalId);
         clearInterval(watch.keepalive);
-        if (this.mqtt.connected) {
-          this.mqtt.unsubscribeAsync(siteFilters(portalId)).catch(() => undefined);
-        }
+        this.unsubscribeAfter(portalId, watch.ready);
       }
     };
+  }
+
+  /** Unsubscribes a site once `subscribed` settled; a later watch of the site subscribes after that. */
+  private unsubscribeAfter(portalId: string, subscribed: Promise<void>): void {
+    const left = subscribed
+      .catch(() => undefined)
+      .then(() => (this.mqtt.connected ? this.mqtt.unsubscribeAsync(siteFilters(portalId)) : undefined))
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => {
+        if (this.leaving.get(portalId) === left) this.leaving.delete(portalId);
+      });
+    this.leaving.set(portalId, left);
   }
 
   /** Calls a method on a site; the site must be watched so its answers are subscribed. */

@@ -320,6 +320,28 @@ describe('embedded broker', () => {
       expect(record.payload.toString()).toBe('{"seq":7}');
       await later.endAsync();
     });
+
+    it.each(['tcp', 'ws'] as const)(
+      'keeps a filter unsubscribed and subscribed again in one write subscribed (%s)',
+      async (transport) => {
+        // aedes handles the packets of one read concurrently; its UNSUBSCRIBE used to complete after
+        // the SUBSCRIBE behind it and take the new subscription with it (moscajs/aedes#469).
+        const filter = `fleetflash/jobs/${JOB}/devices/resub-${transport}`;
+        const viewer = await h.connect(transport, 'viewer', `web-alice-resub${transport}`);
+        const received = new MessageLog(viewer);
+        await viewer.subscribeAsync(filter);
+        // Both packets leave in one write, as the service's coalesced socket and a browser's
+        // same-tick view change send them.
+        viewer.stream.cork();
+        const both = Promise.all([viewer.unsubscribeAsync(filter), viewer.subscribeAsync(filter)]);
+        setImmediate(() => viewer.stream.uncork());
+        await both;
+        const service = await h.connect('tcp', 'svc', `svc-resub-${transport}`);
+        await service.publishAsync(filter, '{"state":"running"}', { qos: 1 });
+        expect((await received.next(filter)).payload.toString()).toBe('{"state":"running"}');
+        await Promise.all([viewer.endAsync(), service.endAsync()]);
+      },
+    );
   });
 });
 
