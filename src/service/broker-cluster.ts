@@ -61,7 +61,10 @@ interface CountedPacket {
  * the site (moscajs/aedes#955). Re-stamping at emit time restores the order aedes relies on; counters
  * stay unique per broker id, which its persistence keys need.
  */
-export function orderedEmitter<T extends { emit: (packet: never, cb?: (err?: Error) => void) => unknown }>(mq: T, brokerId: string): T {
+export function orderedEmitter<T extends { emit: (packet: never, cb?: (err?: Error) => void) => unknown }>(
+  mq: T,
+  brokerId: string,
+): T {
   const emit = mq.emit.bind(mq) as (packet: CountedPacket, cb?: (err?: Error) => void) => unknown;
   let last = 0;
   (mq as unknown as { emit: typeof emit }).emit = (packet, cb) => {
@@ -74,31 +77,66 @@ export function orderedEmitter<T extends { emit: (packet: never, cb?: (err?: Err
   return mq;
 }
 
-/** Opens the persistence and the emitter on `redisUrl` under `<prefix>:mqtt:` for the broker `brokerId`. */
-export function createBrokerClusterBackend(redisUrl: string, prefix: string, brokerId: string, logger: Logger): BrokerClusterBackend {
-  const options = redisOptionsFromUrl(redisUrl);
-  const namespace = `${prefix}:mqtt:`;
-  const persistence = aedesPersistenceRedis({ ...options, keyPrefix: namespace });
-  const Prefixed = (MQEmitterRedis as unknown as { MQEmitterRedisPrefix: PrefixedEmitterCtor }).MQEmitterRedisPrefix;
-  const mq = orderedEmitter(new Prefixed(namespace, options), brokerId);
+/**
+ * Kept out of the emitter's auto-pipelining (mqemitter-redis turns it on for both its connections).
+ * ioredis means to send no subscription command through a pipeline, but its list spells PUNSUBSCRIBE
+ * "unpsubscribe": a PUNSUBSCRIBE waited for the next tick while a PSUBSCRIBE of the same pattern issued
+ * in the same tick went out at once, so Redis ended unsubscribed. When the last subscriber of a site's
+ * `P/<id>/out/+` on one instance left as another subscribed (two workers re-attaching executions of one
+ * site), that instance heard none of the site's answers again and the executions timed out.
+ */
+const UNSUBSCRIBE_COMMANDS = ['punsubscribe', 'sunsubscribe'];
+
+/**
+ * The emitter alone: mqemitter-redis on the Redis `options` point to, channels under `namespace`,
+ * packets ordered for `brokerId`. Its own `close()` does nothing (see below); `close` here shuts it.
+ */
+export function createClusterEmitter(
+  options: ReturnType<typeof redisOptionsFromUrl>,
+  namespace: string,
+  brokerId: string,
+  logger: Logger,
+): { mq: BrokerClusterBackend['mq']; close(): Promise<void> } {
+  const Prefixed = (MQEmitterRedis as unknown as { MQEmitterRedisPrefix: PrefixedEmitterCtor })
+    .MQEmitterRedisPrefix;
+  const mq = orderedEmitter(
+    new Prefixed(namespace, { ...options, autoPipeliningIgnoredCommands: UNSUBSCRIBE_COMMANDS }),
+    brokerId,
+  );
   // mqemitter-redis reports connection errors on `state`; ioredis reconnects by itself.
   (mq as unknown as { state: NodeJS.EventEmitter }).state.on('error', (err: Error) =>
     logger.warn({ err: err.message }, 'broker cluster pub/sub connection error'),
   );
   // aedes closes its emitter in close(), but the persistence unsubscribes through it when destroyed
   // (BroadcastPersistence.brokerUnsubscribe) and never calls back once it is closed: so the broker's
-  // close leaves it open, and close() below shuts the persistence first, then the emitter.
+  // close leaves it open, and the backend's close() shuts the persistence first, then the emitter.
   const emitter = mq as unknown as { close(cb?: () => void): void };
   const closeEmitter = emitter.close.bind(emitter);
   emitter.close = (cb) => void (cb && process.nextTick(cb));
+  return { mq, close: () => new Promise<void>((resolve) => closeEmitter(() => resolve())) };
+}
+
+/** Opens the persistence and the emitter on `redisUrl` under `<prefix>:mqtt:` for the broker `brokerId`. */
+export function createBrokerClusterBackend(
+  redisUrl: string,
+  prefix: string,
+  brokerId: string,
+  logger: Logger,
+): BrokerClusterBackend {
+  const options = redisOptionsFromUrl(redisUrl);
+  const namespace = `${prefix}:mqtt:`;
+  const persistence = aedesPersistenceRedis({ ...options, keyPrefix: namespace });
+  const { mq, close: closeEmitter } = createClusterEmitter(options, namespace, brokerId, logger);
   return {
     persistence,
     mq,
     close: async () => {
       // The promise form: aedes 1.x sets the persistence up through `setup()`, which never marks the
       // callback wrapper ready, so `destroy(cb)` would wait for a 'ready' that never comes.
-      await persistence.destroy().catch((err: unknown) => logger.warn({ err }, 'broker persistence did not close cleanly'));
-      await new Promise<void>((resolve) => closeEmitter(() => resolve()));
+      await persistence
+        .destroy()
+        .catch((err: unknown) => logger.warn({ err }, 'broker persistence did not close cleanly'));
+      await closeEmitter();
     },
   };
 }
