@@ -39,7 +39,7 @@ import {
 } from './broker-stats.js';
 import { ConnectRateLimiter } from './connect-rate-limiter.js';
 import { ExpiryTimers } from './expiry-timers.js';
-import { GuardedAedes } from './guarded-aedes.js';
+import { GuardedAedes, type DeliverFunc } from './guarded-aedes.js';
 import { PacketSizeGuard } from './packet-size-guard.js';
 import { indexedMemoryPersistence } from './retained-index.js';
 import { BrokerTransports } from './transports.js';
@@ -120,9 +120,7 @@ type ConnackCode = (typeof ConnackCode)[keyof typeof ConnackCode];
 
 type AuthenticateHook = NonNullable<AedesOptions['authenticate']>;
 /** aedes' table of a client's subscriptions (lib/client.js), which its typings do not declare. */
-type ClientSubscriptions = {
-  subscriptions: Record<string, { func: Parameters<Aedes['unsubscribe']>[1] } | undefined>;
-};
+type ClientSubscriptions = { subscriptions: Record<string, { func: DeliverFunc } | undefined> };
 type AuthenticateError = Parameters<Parameters<AuthenticateHook>[3]>[0];
 type Will = NonNullable<ConnectPacket['will']>;
 

@@ -25,7 +25,8 @@ type InternalPublish = (
   done?: PublishDone,
 ) => void;
 
-type DeliverFunc = Parameters<Aedes['unsubscribe']>[1];
+/** The function aedes delivers a subscription's packets through (`client.subscriptions[filter].func`). */
+export type DeliverFunc = Parameters<Aedes['unsubscribe']>[1];
 
 /**
  * An Aedes broker whose `publish` skips packets marked with {@link dropPublish}, and that can tell
