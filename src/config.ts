@@ -75,6 +75,8 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   firmwareDir: string;
   maxFirmwareBytes: number;
+  /** Memory for small images sent to devices from RAM instead of disk (0: every download reads the file). */
+  firmwareCacheBytes: number;
   maxDevicesPerJob: number;
   workerConcurrency: number;
   /** BullMQ lock: how long an execution stays with a worker without renewal before another may take it. */
@@ -144,6 +146,7 @@ export function parseConfig(env: Env = process.env): Readonly<Config> {
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     firmwareDir: str(env, 'FIRMWARE_DIR', '.data/firmware'),
     maxFirmwareBytes: int(env, 'MAX_FIRMWARE_BYTES', 256 * 1024 * 1024, 1, 4 * 1024 ** 3),
+    firmwareCacheBytes: int(env, 'FIRMWARE_CACHE_BYTES', 64 * 1024 * 1024, 0, 16 * 1024 ** 3),
     maxDevicesPerJob: int(env, 'MAX_DEVICES_PER_JOB', 20_000, 1, 1_000_000),
     workerConcurrency: int(env, 'WORKER_CONCURRENCY', 2000, 1, 100_000),
     lockDurationMs: int(env, 'LOCK_DURATION_MS', 30_000, 1000, 3600_000),

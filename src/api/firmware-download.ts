@@ -1,7 +1,8 @@
 /**
  * `GET|HEAD /firmware/<sha256>?token=…`: devices download images here with a short-lived token bound
- * to one image (from the install command), no bearer token. Streams from disk with Range support so a
- * device that lost its connection resumes where it stopped; never holds a whole image in memory.
+ * to one image (from the install command), no bearer token. Range support, so a device that lost its
+ * connection resumes where it stopped. Small images are sent from memory (store/image-cache.ts), large
+ * ones streamed from disk.
  */
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream';
@@ -39,8 +40,9 @@ async function serve(deps: FirmwareDownloadDeps, req: Request, res: Response): P
   if (!(await deps.tokens.verifyDownloadToken(token, sha256))) {
     throw new ForbiddenError('the download token is invalid, expired or for another image');
   }
-  const size = await deps.firmware.fileSize(sha256);
-  if (size === null) throw new NotFoundError('firmware', sha256);
+  const image = await deps.firmware.image(sha256);
+  if (image === null) throw new NotFoundError('firmware', sha256);
+  const { size } = image;
 
   const etag = `"${sha256}"`;
   res.setHeader('Accept-Ranges', 'bytes');
@@ -76,6 +78,10 @@ async function serve(deps: FirmwareDownloadDeps, req: Request, res: Response): P
   res.setHeader('Content-Length', String(size === 0 ? 0 : end - start + 1));
   if (req.method === 'HEAD' || size === 0) {
     res.end();
+    return;
+  }
+  if (image.bytes) {
+    res.end(image.bytes.subarray(start, end + 1));
     return;
   }
   const file = createReadStream(deps.firmware.filePath(sha256), { start, end });

@@ -144,7 +144,7 @@ async function start(
   const jobs = new JobStore(redis, keys);
   const devices = new DeviceStore(redis, keys);
   const sites = new SiteStore(redis, keys);
-  const firmware = new FirmwareStore(redis, keys, config.firmwareDir, config.maxFirmwareBytes);
+  const firmware = new FirmwareStore(redis, keys, config.firmwareDir, config.maxFirmwareBytes, config.firmwareCacheBytes);
   const tokens = new TokenSigner(config.signingSecret);
   const payloadStats = new DevicePayloadStats();
   const [serverTls, clientCa] = await Promise.all([loadServerTls(config.tls), loadCa(config.tlsCaFile)]);

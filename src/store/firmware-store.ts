@@ -5,24 +5,38 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Redis } from 'ioredis';
 import { ConflictError, PayloadTooLargeError } from '../errors.js';
 import type { FirmwareRecord } from '../protocol/index.js';
+import { ImageCache, type ImageLookup } from './image-cache.js';
 import type { Keys } from './keys.js';
 
 export type FirmwareMeta = Pick<FirmwareRecord, 'version' | 'productIds' | 'name' | 'notes'>;
 
+/** Kept images are looked at on disk again after this long (another process may have deleted one). */
+const CACHE_RECHECK_MS = 5000;
+
 export class FirmwareStore {
+  private readonly cache: ImageCache;
+
+  /** `cacheBytes`: memory for small images served to devices (0: every download reads the file). */
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
     private readonly dir: string,
     private readonly maxBytes: number,
-  ) {}
+    cacheBytes: number,
+  ) {
+    this.cache = new ImageCache(
+      { size: (sha256) => this.fileSize(sha256), read: (sha256) => readFile(this.filePath(sha256)) },
+      // An image may take a quarter of the room at most, so one large image cannot push out all the others.
+      { maxImageBytes: Math.floor(cacheBytes / 4), maxTotalBytes: cacheBytes, recheckMs: CACHE_RECHECK_MS },
+    );
+  }
 
   /** Streams `body` into the store; rejects oversize uploads and duplicates of a stored image. */
   async put(body: Readable, meta: FirmwareMeta, uploadedBy: string): Promise<FirmwareRecord> {
@@ -82,6 +96,12 @@ export class FirmwareStore {
   /** Removes an image's bytes (after its metadata is gone; see jobs/firmware-usage.ts). */
   async deleteFile(sha256: string): Promise<void> {
     await rm(this.filePath(sha256), { force: true });
+    this.cache.evict(sha256);
+  }
+
+  /** For a download: the image's size and, for a small image, its bytes from memory; null when missing. */
+  image(sha256: string): Promise<ImageLookup | null> {
+    return this.cache.lookup(sha256);
   }
 
   /** Size on disk, or null when the file is missing. */

@@ -101,7 +101,7 @@ export class ApiHarness {
     );
     const jobs = new JobStore(redis, keys);
     const devices = new DeviceStore(redis, keys);
-    const firmware = new FirmwareStore(redis, keys, config.firmwareDir, config.maxFirmwareBytes);
+    const firmware = new FirmwareStore(redis, keys, config.firmwareDir, config.maxFirmwareBytes, config.firmwareCacheBytes);
     const sites = new SiteStore(redis, keys);
     const rollout = new RolloutStore(redis, keys);
     const usage = new FirmwareUsage(redis, keys, jobs, firmware, logger);

@@ -185,19 +185,29 @@ describe('upload, list, get', () => {
   });
 });
 
-describe('GET /firmware/:sha256 (device download)', () => {
+// Small images are sent from memory (store/image-cache.ts); with the cache off every download streams the file.
+describe.each([
+  ['sent from memory', {}],
+  ['streamed from disk', { FIRMWARE_CACHE_BYTES: '0' }],
+])('GET /firmware/:sha256 (device download, %s)', (_how, env: Record<string, string>) => {
   const img = image(50_000);
+  let d: ApiHarness;
   let token: string;
   let url: string;
 
   beforeAll(async () => {
-    expect((await upload(h.baseUrl, img.bytes, { version: 'v1.59', products: 'A058' })).status).toBe(201);
-    token = await h.deps.tokens.downloadToken(
+    d = await ApiHarness.start(env);
+    expect((await upload(d.baseUrl, img.bytes, { version: 'v1.59', products: 'A058' })).status).toBe(201);
+    token = await d.deps.tokens.downloadToken(
       img.sha256,
       'jexample0001.c0619ab1d2e3.solarcharger.258',
       60_000,
     );
-    url = `${h.baseUrl}/firmware/${img.sha256}?token=${encodeURIComponent(token)}`;
+    url = `${d.baseUrl}/firmware/${img.sha256}?token=${encodeURIComponent(token)}`;
+  });
+
+  afterAll(async () => {
+    await d.close();
   });
 
   test('whole file: 200, exact bytes, ETag, Accept-Ranges, Content-Length, octet-stream', async () => {
@@ -249,27 +259,35 @@ describe('GET /firmware/:sha256 (device download)', () => {
   });
 
   test('no token → 401; a token for another image, a forged or an expired token → 403; the bearer token is no substitute', async () => {
-    const bare = await call(h.baseUrl, 'GET', `/firmware/${img.sha256}`, { token: OPERATOR_TOKEN });
+    const bare = await call(d.baseUrl, 'GET', `/firmware/${img.sha256}`, { token: OPERATOR_TOKEN });
     expect([bare.status, bare.body.error.code]).toEqual([401, 'unauthorized']);
-    const other = await h.deps.tokens.downloadToken('a'.repeat(64), 'e1', 60_000);
-    const expired = await h.deps.tokens.downloadToken(img.sha256, 'e1', -60_000);
+    const other = await d.deps.tokens.downloadToken('a'.repeat(64), 'e1', 60_000);
+    const expired = await d.deps.tokens.downloadToken(img.sha256, 'e1', -60_000);
     for (const t of [other, `${token}x`, expired, 'garbage']) {
-      const res = await call(h.baseUrl, 'GET', `/firmware/${img.sha256}?token=${encodeURIComponent(t)}`);
+      const res = await call(d.baseUrl, 'GET', `/firmware/${img.sha256}?token=${encodeURIComponent(t)}`);
       expect([res.status, res.body.error.code]).toEqual([403, 'forbidden']);
     }
   });
 
   test('an image that is not stored → 404 even with a valid token for it; a malformed sha → 404', async () => {
     const sha = 'b'.repeat(64);
-    const t = await h.deps.tokens.downloadToken(sha, 'e1', 60_000);
-    const res = await call(h.baseUrl, 'GET', `/firmware/${sha}?token=${t}`);
+    const t = await d.deps.tokens.downloadToken(sha, 'e1', 60_000);
+    const res = await call(d.baseUrl, 'GET', `/firmware/${sha}?token=${t}`);
     expect([res.status, res.body.error.code]).toEqual([404, 'firmware_not_found']);
-    expect((await call(h.baseUrl, 'GET', `/firmware/xyz?token=${t}`)).status).toBe(404);
+    expect((await call(d.baseUrl, 'GET', `/firmware/xyz?token=${t}`)).status).toBe(404);
   });
 
   test('the download token never reaches the log', async () => {
-    expect(h.requestLogs().some((l) => String(l.path).startsWith('/firmware/'))).toBe(true);
-    expect(h.logText).not.toContain(token);
-    expect(h.logText).not.toContain('token=');
+    expect(d.requestLogs().some((l) => String(l.path).startsWith('/firmware/'))).toBe(true);
+    expect(d.logText).not.toContain(token);
+    expect(d.logText).not.toContain('token=');
+  });
+
+  test('a deleted image → 404 at once, though it was just downloaded', async () => {
+    expect((await fetch(url)).status).toBe(200);
+    const del = await call(d.baseUrl, 'DELETE', `/api/firmware/${img.sha256}`, { token: OPERATOR_TOKEN });
+    expect(del.status).toBe(204);
+    const res = await call(d.baseUrl, 'GET', `/firmware/${img.sha256}?token=${encodeURIComponent(token)}`);
+    expect([res.status, res.body.error.code]).toEqual([404, 'firmware_not_found']);
   });
 });
