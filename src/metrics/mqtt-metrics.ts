@@ -17,21 +17,18 @@ import { METRIC_PREFIX } from './metrics-registry.js';
  */
 export function registerBrokerMetrics(registry: Registry, broker: EmbeddedBroker): void {
   const aedes = broker.aedes;
-  const messages = new Counter({
-    name: `${METRIC_PREFIX}mqtt_messages_total`,
-    help: 'PUBLISH messages through this broker instance: in = from its clients, out = delivered to its clients',
-    labelNames: ['direction'],
-    registers: [registry],
-  });
-  messages.inc({ direction: 'in' }, 0);
-  messages.inc({ direction: 'out' }, 0);
+  const counted = directionCounter(
+    registry,
+    `${METRIC_PREFIX}mqtt_messages_total`,
+    'PUBLISH messages through this broker instance: in = from its clients, out = delivered to its clients',
+  );
   aedes.on('publish', (_packet: PublishPacket, client: Client | null) => {
-    if (client) messages.inc({ direction: 'in' });
+    if (client) counted.in++;
   });
   const forward = aedes.authorizeForward.bind(aedes);
   aedes.authorizeForward = (client, packet) => {
     const allowed = forward(client, packet);
-    if (allowed) messages.inc({ direction: 'out' });
+    if (allowed) counted.out++;
     return allowed;
   };
 
@@ -92,19 +89,16 @@ export function registerBrokerMetrics(registry: Registry, broker: EmbeddedBroker
 
 /** Registers the service client's collectors: messages it sent and received, and whether it is connected. */
 export function registerServiceClientMetrics(registry: Registry, mqtt: MqttClient): void {
-  const messages = new Counter({
-    name: `${METRIC_PREFIX}service_mqtt_messages_total`,
-    help: "PUBLISH messages of this process's own MQTT client: out = sent, in = received",
-    labelNames: ['direction'],
-    registers: [registry],
-  });
-  messages.inc({ direction: 'in' }, 0);
-  messages.inc({ direction: 'out' }, 0);
+  const counted = directionCounter(
+    registry,
+    `${METRIC_PREFIX}service_mqtt_messages_total`,
+    "PUBLISH messages of this process's own MQTT client: out = sent, in = received",
+  );
   mqtt.on('packetsend', (p) => {
-    if (p.cmd === 'publish') messages.inc({ direction: 'out' });
+    if (p.cmd === 'publish') counted.out++;
   });
   mqtt.on('packetreceive', (p) => {
-    if (p.cmd === 'publish') messages.inc({ direction: 'in' });
+    if (p.cmd === 'publish') counted.in++;
   });
   new Gauge({
     name: `${METRIC_PREFIX}service_mqtt_connected`,
@@ -114,4 +108,29 @@ export function registerServiceClientMetrics(registry: Registry, mqtt: MqttClien
       this.set(mqtt.connected ? 1 : 0);
     },
   });
+}
+
+/**
+ * A counter of messages by direction, counted in plain numbers and handed to prom-client at each
+ * scrape: at tens of thousands of messages per second, prom-client's labelled `inc` (a label hash per
+ * call) cost ~1 % of the broker process.
+ */
+function directionCounter(registry: Registry, name: string, help: string): { in: number; out: number } {
+  const counted = { in: 0, out: 0 };
+  const reported = { in: 0, out: 0 };
+  const counter = new Counter({
+    name,
+    help,
+    labelNames: ['direction'],
+    registers: [registry],
+    collect() {
+      for (const direction of ['in', 'out'] as const) {
+        this.inc({ direction }, counted[direction] - reported[direction]);
+        reported[direction] = counted[direction];
+      }
+    },
+  });
+  counter.inc({ direction: 'in' }, 0);
+  counter.inc({ direction: 'out' }, 0);
+  return counted;
 }
