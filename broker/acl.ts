@@ -60,7 +60,8 @@ export function canPublish(p: Principal, topic: string): boolean {
     case 'service':
       return true;
     case 'site':
-      return sitePublishFilters(p.portalId).some((allowed) => topicMatches(allowed, topic));
+      for (const allowed of sitePublishFilters(p)) if (topicMatches(allowed, topic)) return true;
+      return false;
     case 'browser':
       return false;
   }
@@ -153,9 +154,16 @@ export function isTopicFilter(filter: string): boolean {
 // The allowed areas below are built from ids that end up inside topic filters, so each id is checked
 // first: a principal whose "portal id" were `+` would otherwise be granted `N/+/#`.
 
-function sitePublishFilters(portalId: string): string[] {
-  if (!isPortalId(portalId)) return [];
-  return [`N/${portalId}/#`, `P/${portalId}/out/#`];
+/** Publish areas per site principal, built once per connection: the ACL checks every PUBLISH. */
+const publishAreas = new WeakMap<Principal, string[]>();
+
+function sitePublishFilters(p: Extract<Principal, { kind: 'site' }>): string[] {
+  let areas = publishAreas.get(p);
+  if (!areas) {
+    areas = isPortalId(p.portalId) ? [`N/${p.portalId}/#`, `P/${p.portalId}/out/#`] : [];
+    publishAreas.set(p, areas);
+  }
+  return areas;
 }
 
 function siteSubscribeFilters(portalId: string): string[] {

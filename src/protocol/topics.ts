@@ -117,14 +117,31 @@ export function parseFleetflashTopic(topic: string): FleetflashTopic | null {
  */
 export function topicMatches(filter: string, topic: string): boolean {
   if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false;
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true;
-    if (i >= t.length) return false;
-    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  // Level by level in place, without splitting: the broker's ACL runs this on every PUBLISH.
+  let f = 0; // start of the filter's current level
+  let t = 0; // start of the topic's current level; -1 once the topic has no level left
+  for (;;) {
+    let fEnd = filter.indexOf('/', f);
+    if (fEnd === -1) fEnd = filter.length;
+    const fLen = fEnd - f;
+    if (fLen === 1 && filter.charCodeAt(f) === HASH) return true;
+    if (t === -1) return false;
+    let tEnd = topic.indexOf('/', t);
+    if (tEnd === -1) tEnd = topic.length;
+    const plus = fLen === 1 && filter.charCodeAt(f) === PLUS;
+    if (!plus && (fLen !== tEnd - t || !sameLevel(filter, f, topic, t, fLen))) return false;
+    if (fEnd === filter.length) return tEnd === topic.length;
+    f = fEnd + 1;
+    t = tEnd === topic.length ? -1 : tEnd + 1;
   }
-  return f.length === t.length;
+}
+
+const HASH = 0x23;
+const PLUS = 0x2b;
+
+function sameLevel(a: string, aStart: number, b: string, bStart: number, length: number): boolean {
+  for (let i = 0; i < length; i++) if (a.charCodeAt(aStart + i) !== b.charCodeAt(bStart + i)) return false;
+  return true;
 }
 
 /**

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import {
   compareVersions,
   encodeFirmwareVersion,
@@ -74,6 +75,27 @@ describe('ids and topics', () => {
     expect(topicMatches('fleetflash/#', 'fleetflash')).toBe(true);
     expect(topicMatches('#', '$SYS/broker')).toBe(false);
     expect(topicMatches('a/+', 'a/b/c')).toBe(false);
+  });
+
+  test('topic matching agrees with a level-split reference on any filter and topic', () => {
+    const reference = (filter: string, topic: string): boolean => {
+      if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false;
+      const f = filter.split('/');
+      const t = topic.split('/');
+      for (let i = 0; i < f.length; i++) {
+        if (f[i] === '#') return true;
+        if (i >= t.length) return false;
+        if (f[i] !== '+' && f[i] !== t[i]) return false;
+      }
+      return f.length === t.length;
+    };
+    const path = (levels: string[]) => fc.array(fc.constantFrom(...levels), { minLength: 1, maxLength: 5 }).map((l) => l.join('/'));
+    fc.assert(
+      fc.property(path(['a', 'b', 'ab', '', '+', '#', '$x']), path(['a', 'b', 'ab', '', '$x', 'N']), (filter, topic) => {
+        expect(topicMatches(filter, topic)).toBe(reference(filter, topic));
+      }),
+      { numRuns: 5000 },
+    );
   });
 
   test('a filter is within an allowed filter only if every topic it matches is', () => {
