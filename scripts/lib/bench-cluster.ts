@@ -252,7 +252,8 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
       },
       close: async () => {
         await close();
-        await rm(workDir, { recursive: true, force: true });
+        if (process.env.BENCH_DEBUG) log(`  BENCH_DEBUG: logs kept in ${workDir}`);
+        else await rm(workDir, { recursive: true, force: true });
       },
     };
   } catch (err) {

@@ -222,7 +222,7 @@ async function start(
     const checks = {
       redis: await redis.ping().then(() => true, () => false),
       mqtt: mqtt.connected,
-      ...(worker ? { worker: worker.worker.isRunning() } : {}),
+      ...(worker ? { worker: worker.isRunning() } : {}),
     };
     return { ok: Object.values(checks).every(Boolean), checks };
   };
