@@ -19,6 +19,8 @@ export type FirmwareMeta = Pick<FirmwareRecord, 'version' | 'productIds' | 'name
 
 /** Kept images are looked at on disk again after this long (another process may have deleted one). */
 const CACHE_RECHECK_MS = 5000;
+/** Largest image kept in memory whatever `FIRMWARE_CACHE_BYTES` says. */
+const MAX_CACHED_IMAGE_BYTES = 1024 ** 3;
 
 export class FirmwareStore {
   private readonly cache: ImageCache;
@@ -33,8 +35,9 @@ export class FirmwareStore {
   ) {
     this.cache = new ImageCache(
       { size: (sha256) => this.fileSize(sha256), read: (sha256) => readFile(this.filePath(sha256)) },
-      // An image may take a quarter of the room at most, so one large image cannot push out all the others.
-      { maxImageBytes: Math.floor(cacheBytes / 4), maxTotalBytes: cacheBytes, recheckMs: CACHE_RECHECK_MS },
+      // An image may take a quarter of the room at most, so one large image cannot push out all the
+      // others, and never more than readFile reads into one buffer (2 GiB).
+      { maxImageBytes: Math.min(Math.floor(cacheBytes / 4), MAX_CACHED_IMAGE_BYTES), maxTotalBytes: cacheBytes, recheckMs: CACHE_RECHECK_MS },
     );
   }
 

@@ -95,7 +95,13 @@ export class ImageCache {
     }
     this.evict(sha256);
     if (size > this.options.maxImageBytes || size > this.options.maxTotalBytes) return { size, bytes: null };
-    const bytes = await this.source.read(sha256);
+    let bytes: Buffer;
+    try {
+      bytes = await this.source.read(sha256);
+    } catch {
+      // Not readable whole (gone meanwhile, too many open files…): the download streams it or reports why.
+      return { size, bytes: null };
+    }
     // Replaced between the stat and the read (cannot happen to content-addressed files, but then stream it).
     if (bytes.length !== size) return { size, bytes: null };
     this.entries.set(sha256, { bytes, checkedAt: this.now() });

@@ -2,7 +2,7 @@
  * ImageCache over real files in a temporary directory: how often the disk is touched, what is kept
  * and for how long, and that memory stays within its bounds.
  */
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ImageCache, type ImageSource } from '../../src/store/image-cache.js';
@@ -121,5 +121,16 @@ test('with no room (0 bytes) every download reads the file', async () => {
   await put('a', 10);
   const c = cache(0, 0);
   expect(await c.lookup('a')).toEqual({ size: 10, bytes: null });
+  expect(c.keptBytes()).toBe(0);
+});
+
+test('an image that cannot be read whole is served by streaming, not an error', async () => {
+  // A directory where the image should be: stat gives a size, reading it fails (EISDIR).
+  await mkdir(path.join(dir, 'odd'));
+  const c = cache(1024 * 1024, 4 * 1024 * 1024);
+  const found = await c.lookup('odd');
+  expect(found?.bytes).toBeNull();
+  expect(found?.size).toBeGreaterThan(0);
+  expect(calls.read).toBe(1);
   expect(c.keptBytes()).toBe(0);
 });
