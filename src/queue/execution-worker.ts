@@ -36,16 +36,19 @@ export interface ExecutionWorker {
 }
 
 /**
- * Most executions one BullMQ Worker takes. A BullMQ Worker fetches its jobs one round trip at a time
- * and starts none of them until it holds `concurrency` (or the queue is empty): one Worker of 2,000
- * started its first execution of a 4,000-device job 2,000 sequential round trips (~1.1 s) after the
- * jobs were queued. Several smaller Workers fetch side by side and each starts after its own share.
+ * Executions one BullMQ Worker takes, as long as {@link MAX_QUEUE_WORKERS} allows. A BullMQ Worker
+ * fetches its jobs one round trip at a time and starts none of them until it holds `concurrency` (or
+ * the queue is empty): one Worker of 2,000 started its first execution of a 4,000-device job 2,000
+ * sequential round trips (~1.1 s) after the jobs were queued. Several smaller Workers fetch side by
+ * side and each starts after its own share.
  */
-export const MAX_CONCURRENCY_PER_QUEUE_WORKER = 250;
+export const QUEUE_WORKER_CONCURRENCY = 250;
+/** BullMQ Workers per process at most: each holds a blocking Redis connection of its own. */
+export const MAX_QUEUE_WORKERS = 16;
 
-/** How a process's concurrency is split over its BullMQ Workers: as evenly as possible, each at most the maximum. */
-export function concurrencyShares(concurrency: number, max = MAX_CONCURRENCY_PER_QUEUE_WORKER): number[] {
-  const count = Math.max(1, Math.ceil(concurrency / max));
+/** How a process's concurrency is split over its BullMQ Workers: as evenly as possible. */
+export function concurrencyShares(concurrency: number): number[] {
+  const count = Math.min(MAX_QUEUE_WORKERS, Math.max(1, Math.ceil(concurrency / QUEUE_WORKER_CONCURRENCY)));
   const base = Math.floor(concurrency / count);
   return Array.from({ length: count }, (_, i) => base + (i < concurrency % count ? 1 : 0));
 }
