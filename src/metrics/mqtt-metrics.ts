@@ -46,12 +46,7 @@ export function registerBrokerMetrics(registry: Registry, broker: EmbeddedBroker
   // The broker's own counters (broker-stats.ts) are cumulative: exported as counters by adding what
   // grew since the last scrape. The first counter's collect refreshes all three (collectors run in
   // registration order, before any of them is rendered).
-  const seen = new Map<string, number>();
-  const grow = (key: string, value: number, add: (delta: number) => void) => {
-    const delta = value - (seen.get(key) ?? 0);
-    if (delta > 0) add(delta);
-    seen.set(key, value);
-  };
+  const grow = growthTracker();
   const refusedPublishes = new Counter({
     name: `${METRIC_PREFIX}mqtt_publishes_refused_total`,
     help: 'PUBLISHes acknowledged and dropped by the ACL or limits, by reason',
@@ -117,7 +112,7 @@ export function registerServiceClientMetrics(registry: Registry, mqtt: MqttClien
  */
 function directionCounter(registry: Registry, name: string, help: string): { in: number; out: number } {
   const counted = { in: 0, out: 0 };
-  const reported = { in: 0, out: 0 };
+  const grow = growthTracker();
   const counter = new Counter({
     name,
     help,
@@ -125,12 +120,24 @@ function directionCounter(registry: Registry, name: string, help: string): { in:
     registers: [registry],
     collect() {
       for (const direction of ['in', 'out'] as const) {
-        this.inc({ direction }, counted[direction] - reported[direction]);
-        reported[direction] = counted[direction];
+        grow(direction, counted[direction], (d) => this.inc({ direction }, d));
       }
     },
   });
   counter.inc({ direction: 'in' }, 0);
   counter.inc({ direction: 'out' }, 0);
   return counted;
+}
+
+/**
+ * Exports cumulative numbers kept elsewhere as prom-client counters: each call adds to the counter what
+ * the value under `key` grew by since the previous call.
+ */
+function growthTracker(): (key: string, value: number, add: (delta: number) => void) => void {
+  const seen = new Map<string, number>();
+  return (key, value, add) => {
+    const delta = value - (seen.get(key) ?? 0);
+    if (delta > 0) add(delta);
+    seen.set(key, value);
+  };
 }
