@@ -37,7 +37,7 @@ async function serve(deps: FirmwareDownloadDeps, req: Request, res: Response): P
   const { token } = parseInput(downloadQuery, req.query, 'query');
   if (!token) throw new UnauthorizedError('a download token is required (?token=…)');
   // One answer for expired, forged and other-image tokens: the device's remedy is the same (a new job).
-  if (!(await deps.tokens.verifyDownloadToken(token, sha256))) {
+  if (!deps.tokens.verifyDownloadToken(token, sha256)) {
     throw new ForbiddenError('the download token is invalid, expired or for another image');
   }
   const image = await deps.firmware.image(sha256);

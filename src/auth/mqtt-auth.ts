@@ -34,7 +34,7 @@ export function createMqttAuthenticator(deps: MqttAuthDeps): (req: ConnectAttemp
     if (isPortalId(username)) {
       return (await deps.sites.verify(username, secret)) ? { kind: 'site', portalId: username } : null;
     }
-    const claims = await deps.tokens.verifyBrowserToken(secret);
+    const claims = deps.tokens.verifyBrowserToken(secret);
     if (!claims || claims.subject !== username) return null;
     return { kind: 'browser', subject: claims.subject, role: claims.role, jobs: claims.jobs, expiresAt: claims.expiresAt };
   };

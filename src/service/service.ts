@@ -332,8 +332,8 @@ async function start(
         pollMs: options.statusPollMs ?? 5000,
         now: () => clock.now(),
         onSaved: (previous, next) => metrics.executions.saved(previous, next),
-        downloadUrl: async (fw, executionId) =>
-          `${downloadBase}/firmware/${fw.sha256}?token=${await tokens.downloadToken(fw.sha256, executionId, config.downloadTokenTtlMs)}`,
+        downloadUrl: (fw, executionId) =>
+          `${downloadBase}/firmware/${fw.sha256}?token=${tokens.downloadToken(fw.sha256, executionId, config.downloadTokenTtlMs)}`,
       },
     });
     const w = worker;

@@ -28,7 +28,7 @@ export interface DriverDeps {
   rpcTimeoutMs: number;
   pollMs: number;
   /** URL (with its download token) the device fetches the image from. */
-  downloadUrl: (firmware: FirmwareRecord, executionId: string) => Promise<string>;
+  downloadUrl: (firmware: FirmwareRecord, executionId: string) => string;
   now?: () => number;
   /** Told after every successful save, with the record saved before (metrics); must not throw. */
   onSaved?: (previous: ExecutionRecord, next: ExecutionRecord) => void;
@@ -150,7 +150,7 @@ class ExecutionRun {
         const fw = this.input.firmware;
         const params = {
           device: this.localDevice(),
-          url: await this.deps.downloadUrl(fw, rec.executionId),
+          url: this.deps.downloadUrl(fw, rec.executionId),
           sha256: fw.sha256,
           size: fw.size,
           version: fw.version,

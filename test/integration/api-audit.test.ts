@@ -275,7 +275,7 @@ describe('POST /api/mqtt-credentials scoped to jobs', () => {
     });
     expect(scoped.status).toBe(200);
     expect(scoped.body.jobs).toEqual([X, Y]);
-    expect(await h.deps.tokens.verifyBrowserToken(scoped.body.password)).toMatchObject({
+    expect(h.deps.tokens.verifyBrowserToken(scoped.body.password)).toMatchObject({
       subject: 'viewer-1',
       jobs: [X, Y],
     });
@@ -288,7 +288,7 @@ describe('POST /api/mqtt-credentials scoped to jobs', () => {
         username: 'operator-2',
         clientIdPrefix: 'web-operator-2-',
       });
-      expect(await h.deps.tokens.verifyBrowserToken(all.body.password)).toMatchObject({
+      expect(h.deps.tokens.verifyBrowserToken(all.body.password)).toMatchObject({
         role: 'operator',
         jobs: '*',
       });

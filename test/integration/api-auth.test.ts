@@ -229,7 +229,7 @@ describe('POST /api/mqtt-credentials', () => {
       clientIdPrefix: 'web-viewer-1-',
       jobs: '*',
     });
-    const claims = await h.deps.tokens.verifyBrowserToken(res.body.password);
+    const claims = h.deps.tokens.verifyBrowserToken(res.body.password);
     expect(claims).toMatchObject({ subject: 'viewer-1', role: 'viewer', jobs: '*' });
     expect(Date.parse(res.body.expiresAt)).toBe(claims?.expiresAt);
     expect(claims!.expiresAt).toBeGreaterThan(before + h.config.browserTokenTtlMs - 2000);

@@ -198,7 +198,7 @@ describe.each([
   beforeAll(async () => {
     d = await ApiHarness.start(env);
     expect((await upload(d.baseUrl, img.bytes, { version: 'v1.59', products: 'A058' })).status).toBe(201);
-    token = await d.deps.tokens.downloadToken(
+    token = d.deps.tokens.downloadToken(
       img.sha256,
       'jexample0001.c0619ab1d2e3.solarcharger.258',
       60_000,
@@ -261,8 +261,8 @@ describe.each([
   test('no token → 401; a token for another image, a forged or an expired token → 403; the bearer token is no substitute', async () => {
     const bare = await call(d.baseUrl, 'GET', `/firmware/${img.sha256}`, { token: OPERATOR_TOKEN });
     expect([bare.status, bare.body.error.code]).toEqual([401, 'unauthorized']);
-    const other = await d.deps.tokens.downloadToken('a'.repeat(64), 'e1', 60_000);
-    const expired = await d.deps.tokens.downloadToken(img.sha256, 'e1', -60_000);
+    const other = d.deps.tokens.downloadToken('a'.repeat(64), 'e1', 60_000);
+    const expired = d.deps.tokens.downloadToken(img.sha256, 'e1', -60_000);
     for (const t of [other, `${token}x`, expired, 'garbage']) {
       const res = await call(d.baseUrl, 'GET', `/firmware/${img.sha256}?token=${encodeURIComponent(t)}`);
       expect([res.status, res.body.error.code]).toEqual([403, 'forbidden']);
@@ -271,7 +271,7 @@ describe.each([
 
   test('an image that is not stored → 404 even with a valid token for it; a malformed sha → 404', async () => {
     const sha = 'b'.repeat(64);
-    const t = await d.deps.tokens.downloadToken(sha, 'e1', 60_000);
+    const t = d.deps.tokens.downloadToken(sha, 'e1', 60_000);
     const res = await call(d.baseUrl, 'GET', `/firmware/${sha}?token=${t}`);
     expect([res.status, res.body.error.code]).toEqual([404, 'firmware_not_found']);
     expect((await call(d.baseUrl, 'GET', `/firmware/xyz?token=${t}`)).status).toBe(404);

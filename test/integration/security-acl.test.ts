@@ -189,8 +189,8 @@ describe('connect', () => {
     const forgedPayload = Buffer.from(
       JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), role: 'operator' }),
     ).toString('base64url');
-    const expired = await tokens.browserToken(viewer.username, 'viewer', '*', -5000);
-    const foreignKey = await new TokenSigner('another-signing-secret-0123456789abcdef').browserToken(
+    const expired = tokens.browserToken(viewer.username, 'viewer', '*', -5000);
+    const foreignKey = new TokenSigner('another-signing-secret-0123456789abcdef').browserToken(
       viewer.username,
       'operator',
       '*',
@@ -299,7 +299,7 @@ describe('connect', () => {
 
   test('a browser connection is closed when its token expires', async () => {
     const before = h.service.broker!.stats().browserTokenExpiries;
-    const short = await tokens.browserToken('viewer-2', 'viewer', '*', 2000);
+    const short = tokens.browserToken('viewer-2', 'viewer', '*', 2000);
     const url = (await browserCredentials(h.viewerToken)).url;
     const client = open(url, { clientId: 'web-viewer-2-short', username: 'viewer-2', password: short.token });
     await waitConnected(client);

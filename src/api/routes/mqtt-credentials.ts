@@ -28,7 +28,7 @@ export function mqttCredentialsRouter(deps: ApiDeps): Router {
     if (url === null)
       throw new AppError(503, 'broker_unavailable', 'this instance has no MQTT broker for browsers');
     const op = operatorOf(res);
-    const { token, expiresAt } = await deps.tokens.browserToken(
+    const { token, expiresAt } = deps.tokens.browserToken(
       op.name,
       op.role,
       jobs,
