@@ -33,7 +33,7 @@ export interface BenchArgs {
   /** WORKER_CONCURRENCY for the service; null: the service's default. */
   workerConcurrency: number | null;
   logLevel: string;
-  /** Write a V8 CPU profile of the service process (`--cpu-prof`) into this directory. */
+  /** Write V8 CPU profiles of the service processes and the simulator (`--cpu-prof`) into this directory. */
   profileDir: string | null;
   /** More Node flags for the service process, e.g. `--heapsnapshot-signal=SIGUSR2`. */
   serviceNodeArgs: string[];
@@ -54,7 +54,7 @@ export const USAGE = `npm run bench -- [options]
   --launches N              jobs launched in the launch test (default 400)
   --worker-concurrency N    WORKER_CONCURRENCY of the service (default: the service's own)
   --log-level L             LOG_LEVEL of the service (default warn)
-  --profile DIR             write a CPU profile of the service process (node --cpu-prof) to DIR
+  --profile DIR             write CPU profiles of the service processes and the simulator (node --cpu-prof) to DIR
   --node-args "FLAGS"       more Node flags for the service process (e.g. --heapsnapshot-signal=SIGUSR2)
   --quick                   smoke run: 200 sites, 1 run, embedded broker, short tests (< 60 s)
   --help`;

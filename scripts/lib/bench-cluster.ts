@@ -201,7 +201,7 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
     const registered = await new SiteStore(redis, keys).register(portalIds.map((portalId) => ({ portalId })), 'bench');
     const secrets = Object.fromEntries(registered.map((s) => [s.portalId, s.secret]));
 
-    const sim = SimProcess.spawn();
+    const sim = SimProcess.spawn(args.profileDir);
     const jobIds: string[] = [];
     closers.push(async () => {
       await sim.stop();

@@ -60,9 +60,11 @@ export function monoUs(): number {
 export class SimProcess {
   private constructor(private readonly child: ChildProcess) {}
 
-  static spawn(): SimProcess {
+  /** `profileDir`: write a V8 CPU profile of the simulator there (node --cpu-prof), at its exit. */
+  static spawn(profileDir: string | null = null): SimProcess {
+    const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir)}`, `--cpu-prof-name=simulator-${Date.now()}.cpuprofile`] : [];
     const child = fork(path.join(ROOT, 'scripts/lib/bench-sim-child.ts'), [], {
-      execArgv: ['--import', 'tsx'],
+      execArgv: ['--import', 'tsx', ...profile],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     return new SimProcess(child);
