@@ -60,9 +60,12 @@ export function monoUs(): number {
 export class SimProcess {
   private constructor(private readonly child: ChildProcess) {}
 
-  /** `profileDir`: write a V8 CPU profile of the simulator there (node --cpu-prof), at its exit. */
+  /**
+   * `profileDir`: write V8 CPU profiles of the simulator into its `simulator/` subdirectory (node
+   * --cpu-prof), at its exit. Default names: tsx's loader thread writes one of its own (idle).
+   */
   static spawn(profileDir: string | null = null): SimProcess {
-    const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir)}`, `--cpu-prof-name=simulator-${Date.now()}.cpuprofile`] : [];
+    const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir, 'simulator')}`] : [];
     const child = fork(path.join(ROOT, 'scripts/lib/bench-sim-child.ts'), [], {
       execArgv: ['--import', 'tsx', ...profile],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
