@@ -112,7 +112,7 @@ function attempt(o: DownloadOptions, state: Progress): Promise<void> {
     const request = isHttps ? https.request : http.request;
     const req = request(
       o.url,
-      { headers, agent: isHttps ? o.agents.https : o.agents.http, signal: o.signal },
+      { headers, agent: isHttps ? o.agents.https : o.agents.http },
       (res) => {
         const status = res.statusCode ?? 0;
         const fail = (err: DownloadError) => {
@@ -217,8 +217,42 @@ function attempt(o: DownloadOptions, state: Progress): Promise<void> {
     );
     req.on('error', (err) => settle(err));
     req.setTimeout(o.idleTimeoutMs ?? 30_000, () => req.destroy(new Error('no data (idle timeout)')));
+    abortWith(o.signal, req);
     req.end();
   });
+}
+
+/**
+ * Requests in flight per stop signal, all destroyed by one abort listener. Passing the signal to
+ * each request (http's `signal` option) adds and removes an EventTarget listener per download, and
+ * each add walks the signal's whole listener list: with thousands of downloads on the fleet's one
+ * signal that was 1.7 % of the simulator's CPU in the 10,000-site bench.
+ */
+const inFlight = new WeakMap<AbortSignal, Set<http.ClientRequest>>();
+
+function abortWith(signal: AbortSignal, req: http.ClientRequest): void {
+  const aborted = () => Object.assign(new Error('download aborted'), { name: 'AbortError', cause: signal.reason as unknown });
+  if (signal.aborted) {
+    req.destroy(aborted());
+    return;
+  }
+  let requests = inFlight.get(signal);
+  if (!requests) {
+    const created = new Set<http.ClientRequest>();
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const r of created) r.destroy(aborted());
+        created.clear();
+      },
+      { once: true },
+    );
+    inFlight.set(signal, created);
+    requests = created;
+  }
+  const tracked = requests;
+  tracked.add(req);
+  req.once('close', () => tracked.delete(req));
 }
 
 /** Stops reading for a long time, the way a wedged download does, then gives up through `finish`. */
