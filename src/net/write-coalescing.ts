@@ -12,18 +12,37 @@
  */
 import type { Writable } from 'node:stream';
 
+/**
+ * Corks held in this iteration, all released by one `setImmediate` (not one per stream: the broker
+ * holds thousands of client streams, and an Immediate each was garbage and timer-list work).
+ */
+let held: IterationCork[] = [];
+let scheduled = false;
+
+function releaseHeld(): void {
+  scheduled = false;
+  const batch = held;
+  // A release may write to another stream synchronously: that hold goes into a new batch.
+  held = [];
+  for (const cork of batch) cork.flush();
+}
+
 /** Holds a stream corked until the end of the current event-loop iteration. */
 export class IterationCork {
   #held = false;
 
   constructor(private readonly stream: Writable) {}
 
-  /** Call before each write: the first call of an iteration corks, `setImmediate` releases. */
+  /** Call before each write: the first call of an iteration corks, a shared `setImmediate` releases. */
   hold(): void {
     if (this.#held) return;
     this.#held = true;
     this.stream.cork();
-    setImmediate(this.#release);
+    held.push(this);
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(releaseHeld);
+    }
   }
 
   /**

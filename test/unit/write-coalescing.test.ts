@@ -49,6 +49,45 @@ test('a write from a later callback of the same iteration joins the batch (aedes
   expect(writes).toEqual([['1', '2']]);
 });
 
+test('many streams held in one iteration are all released at its end, each with one write', async () => {
+  const streams = Array.from({ length: 50 }, () => recorder());
+  const corks = streams.map((r) => new IterationCork(r.stream));
+  streams.forEach((r, i) => {
+    corks[i].hold();
+    r.stream.write(`a${i}`);
+    corks[i].hold();
+    r.stream.write(`b${i}`);
+  });
+  expect(streams.every((r) => r.writes.length === 0)).toBe(true);
+  await nextIteration();
+  streams.forEach((r, i) => expect(r.writes).toEqual([[`a${i}`, `b${i}`]]));
+});
+
+test('a write to another stream while held streams are released leaves in the next iteration, not lost', async () => {
+  const first = recorder();
+  const second = recorder();
+  const corkFirst = new IterationCork(first.stream);
+  const corkSecond = new IterationCork(second.stream);
+  // Writing to `first` (when it is released) makes its sink write to `second`, like a broker relaying.
+  const relay = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      corkSecond.hold();
+      second.stream.write(`relayed ${chunk.toString()}`);
+      cb();
+    },
+  });
+  const corkRelay = new IterationCork(relay);
+  corkRelay.hold();
+  relay.write('x');
+  corkFirst.hold();
+  first.stream.write('y');
+  await nextIteration();
+  expect(first.writes).toEqual([['y']]);
+  expect(second.writes).toEqual([]);
+  await nextIteration();
+  expect(second.writes).toEqual([['relayed x']]);
+});
+
 test('flush writes what is held at once', () => {
   const { stream, writes } = recorder();
   const cork = new IterationCork(stream);
