@@ -162,21 +162,28 @@ export class JobStore {
     const k = this.keys;
     const ev = event ? JSON.stringify(this.eventBody(record.jobId, record.updatedAt, event)) : '';
     const terminal = isTerminalExecutionState(record.state);
-    const lastUpdate: LastUpdate = {
-      jobId: record.jobId,
-      executionId: record.executionId,
-      state: record.state,
-      fromVersion: record.fromVersion,
-      toVersion: record.toVersion,
-      finishedAt: record.finishedAt,
-      errorCode: record.error?.code ?? null,
-    };
-    const history: HistoryEntry = {
-      ...lastUpdate,
-      startedAt: record.startedAt,
-      durationMs: record.startedAt && record.finishedAt ? Date.parse(record.finishedAt) - Date.parse(record.startedAt) : null,
-      errorMessage: record.error?.message ?? null,
-    };
+    // The device's last update and history entry are written only when the execution ends.
+    let lastUpdateJson = '';
+    let historyJson = '';
+    if (terminal) {
+      const lastUpdate: LastUpdate = {
+        jobId: record.jobId,
+        executionId: record.executionId,
+        state: record.state,
+        fromVersion: record.fromVersion,
+        toVersion: record.toVersion,
+        finishedAt: record.finishedAt,
+        errorCode: record.error?.code ?? null,
+      };
+      const history: HistoryEntry = {
+        ...lastUpdate,
+        startedAt: record.startedAt,
+        durationMs: record.startedAt && record.finishedAt ? Date.parse(record.finishedAt) - Date.parse(record.startedAt) : null,
+        errorMessage: record.error?.message ?? null,
+      };
+      lastUpdateJson = JSON.stringify(lastUpdate);
+      historyJson = JSON.stringify(history);
+    }
     const res = await this.redis.ffUpdateExecution(
       k.job(record.jobId),
       k.jobExecutions(record.jobId),
@@ -194,8 +201,8 @@ export class JobStore {
       ev,
       record.updatedAt,
       record.executionId,
-      terminal ? JSON.stringify(history) : '',
-      JSON.stringify(lastUpdate),
+      historyJson,
+      lastUpdateJson,
       terminal && record.state === 'succeeded' ? record.toVersion : '',
       String(HISTORY_LIMIT),
       terminal ? (record.error?.code ?? '') : '',

@@ -7,7 +7,7 @@
  * KEYS: job hash, executions hash, events list, device lock, devices hash, device history list,
  *       job in-flight set, job retry zset, job canary set.
  * ARGV: deviceId, record JSON, record seq, record state, event JSON ('' for none), now ISO, executionId,
- *       history entry JSON ('' unless terminal), lastUpdate JSON, new installed version ('' for none), history limit,
+ *       history entry JSON and lastUpdate JSON ('' unless terminal), new installed version ('' for none), history limit,
  *       error code ('' for none), retry due time in ms ('' unless re-queued), rollout channel ('' for none), jobId.
  * Returns {1, eventJSON|'', deviceJSON|'', jobHashFlat...} or {0, reason} when the write is stale or the
  * record is terminal. The job hash comes back only when the state changed or a log line was written:
