@@ -32,6 +32,7 @@ import { startExecutionWorker, type ExecutionWorker } from '../queue/execution-w
 import { RetainedRestorer } from '../status/retained-restorer.js';
 import { LISTEN_BACKLOG } from '../net/listen-backlog.js';
 import { StatusPublisher } from '../status/status-publisher.js';
+import { embeddedBrokerSink } from '../status/status-sink.js';
 import { DeviceStore } from '../store/device-store.js';
 import { FirmwareStore } from '../store/firmware-store.js';
 import { JobStore } from '../store/job-store.js';
@@ -212,7 +213,10 @@ async function start(
   // A broker that is restarting is waited for; wrong credentials fail at once.
   await waitConnected(mqtt, STARTUP_WAIT_MS);
   metrics.watchServiceClient(mqtt);
-  const publisher = new StatusPublisher(mqtt, logger.child({ component: 'status' }), undefined, metrics.statusPublished);
+  // Retained records straight into the broker when it runs here, in memory, and our client talks to it: status-sink.ts.
+  const retainedSink =
+    broker && config.mqttUrl === null && config.brokerCluster === 'none' ? embeddedBrokerSink(broker.aedes) : mqtt;
+  const publisher = new StatusPublisher(mqtt, logger.child({ component: 'status' }), undefined, metrics.statusPublished, retainedSink);
   closers.push(() => publisher.flush());
 
   const queue = createExecutionQueue(queueRedis, config.queuePrefix);

@@ -5,7 +5,6 @@
  * Every summary carries its seq, so a reader keeps the newest one it sees; within one process a
  * record is never published after a newer one of the same topic.
  */
-import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import {
   fleetDeviceTopic,
@@ -17,13 +16,14 @@ import {
   type JobEvent,
   type JobRecord,
 } from '../protocol/index.js';
+import type { StatusSink } from './status-sink.js';
 
 const MAX_TRACKED_TOPICS = 500_000;
 
 /** Which browser-side topic a publish went to (for latency metrics). */
 export type StatusTopicKind = 'job' | 'execution' | 'event' | 'device';
 
-/** Told how long the broker took to acknowledge each status publish (QoS 1 PUBACK). */
+/** Told how long the broker took to acknowledge each status publish (QoS 1 PUBACK, or routing when published in-process). */
 export type PublishLatencyObserver = (kind: StatusTopicKind, seconds: number) => void;
 
 export class StatusPublisher {
@@ -37,10 +37,12 @@ export class StatusPublisher {
   private readonly published = new Map<string, number>();
 
   constructor(
-    private readonly mqtt: MqttClient,
+    private readonly sink: StatusSink,
     private readonly logger: Logger,
     private readonly summaryIntervalMs = 100,
     private readonly onAcked?: PublishLatencyObserver,
+    /** Where retained records go instead of `sink` (the embedded broker in this process: status-sink.ts). */
+    private readonly retainedSink: StatusSink = sink,
   ) {}
 
   /** Queues the job summary; terminal job states are published at once. */
@@ -111,7 +113,7 @@ export class StatusPublisher {
       }
     };
     try {
-      this.mqtt.publish(topic, JSON.stringify(body), { qos: 1, retain }, done);
+      (retain ? this.retainedSink : this.sink).publish(topic, JSON.stringify(body), { qos: 1, retain }, done);
     } catch (err) {
       // mqtt.js throws instead of calling back when the client has been ended.
       done(err as Error);

@@ -1,12 +1,15 @@
 /**
- * StatusPublisher against the real embedded broker: flush() resolves once every publish made before
- * it is acknowledged (what shutdown and the retained restorer rely on), a stale record is never sent
- * after a newer one, and a failed publish is logged without holding flush() up.
+ * StatusPublisher against the real embedded broker, through a service MQTT client only and with
+ * retained records published in-process as the broker itself: flush() resolves once every publish
+ * made before it is acknowledged (what shutdown and the retained restorer rely on), a stale record is
+ * never sent after a newer one, a subscriber gets every record and log line in order, and a failed
+ * publish is logged without holding flush() up.
  */
 import { pino } from 'pino';
 import type { MqttClient } from 'mqtt';
 import { jobDeviceTopic, type ExecutionRecord, type JobEvent } from '../../src/protocol/index.js';
 import { StatusPublisher, type StatusTopicKind } from '../../src/status/status-publisher.js';
+import { embeddedBrokerSink, type StatusSink } from '../../src/status/status-sink.js';
 import { BrokerHarness, type LogLine } from '../helpers/broker-harness.js';
 
 const T0 = '2026-12-05T00:00:00.000Z';
@@ -42,10 +45,15 @@ let broker: BrokerHarness;
 let client: MqttClient;
 const acked: StatusTopicKind[] = [];
 const logs: LogLine[] = [];
-const logger = pino({ level: 'warn' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) });
+const logger = pino(
+  { level: 'warn' },
+  { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) },
+);
 
 beforeAll(async () => {
-  broker = await BrokerHarness.start({ svc: { password: 'pw', principal: () => ({ kind: 'service', name: 'svc' }) } });
+  broker = await BrokerHarness.start({
+    svc: { password: 'pw', principal: () => ({ kind: 'service', name: 'svc' }) },
+  });
   client = await broker.connect('tcp', 'svc', 'status-publisher-test');
 });
 
@@ -70,27 +78,76 @@ async function retained(topic: string): Promise<ExecutionRecord> {
   return rec;
 }
 
-test('flush() resolves only when every publish made before it is acknowledged', async () => {
-  const publisher = new StatusPublisher(client, logger, 100, (kind) => acked.push(kind));
-  for (let i = 1; i <= 50; i++) publisher.execution(record(i, i));
-  for (let i = 1; i <= 20; i++) publisher.event(event(i));
-  expect(acked).toHaveLength(0);
-  await publisher.flush();
-  expect(acked.filter((k) => k === 'execution')).toHaveLength(50);
-  expect(acked.filter((k) => k === 'event')).toHaveLength(20);
-  expect((await retained(jobDeviceTopic('jabc12345', 'c0619ab1d2e3.solarcharger.258'))).seq).toBe(50);
-  // Nothing in flight: at once.
-  await publisher.flush();
+describe.each([
+  ['a service MQTT client', (): StatusSink => client],
+  [
+    'the broker itself for retained records, in-process',
+    (): StatusSink => embeddedBrokerSink(broker.broker.aedes),
+  ],
+] as const)('through %s', (_name, retainedSink) => {
+  test('flush() resolves only when every publish made before it is acknowledged', async () => {
+    const publisher = new StatusPublisher(client, logger, 100, (kind) => acked.push(kind), retainedSink());
+    for (let i = 1; i <= 50; i++) publisher.execution(record(i, i));
+    for (let i = 1; i <= 20; i++) publisher.event(event(i));
+    expect(acked).toHaveLength(0);
+    await publisher.flush();
+    expect(acked.filter((k) => k === 'execution')).toHaveLength(50);
+    expect(acked.filter((k) => k === 'event')).toHaveLength(20);
+    expect((await retained(jobDeviceTopic('jabc12345', 'c0619ab1d2e3.solarcharger.258'))).seq).toBe(50);
+    // Nothing in flight: at once.
+    await publisher.flush();
+  });
+
+  test('a record older than one already published is not sent', async () => {
+    const publisher = new StatusPublisher(client, logger, 100, (kind) => acked.push(kind), retainedSink());
+    publisher.execution(record(100, 60));
+    publisher.execution(record(99, 55));
+    publisher.execution(record(100, 60));
+    await publisher.flush();
+    expect(acked).toEqual(['execution']);
+    expect((await retained(jobDeviceTopic('jabc12345', 'c0619ab1d2e3.solarcharger.258'))).seq).toBe(100);
+  });
+
+  // aedes drops a delivery whose broker counter is below one the subscriber already got: a record
+  // overtaken by the log line published after it would be lost (status-sink.ts).
+  test.each([0, 1] as const)(
+    'a live subscriber (a browser over WebSocket, QoS %i) gets every record and log line, in order',
+    async (qos) => {
+      const viewer = await broker.connect('ws', 'svc', `viewer-${Math.random().toString(16).slice(2)}`);
+      const jobId = `jlive${Math.random().toString(36).slice(2, 8)}`;
+      await viewer.subscribeAsync(`fleetflash/jobs/${jobId}/#`, { qos });
+      const seen: string[] = [];
+      const all = new Promise<void>((resolve) =>
+        viewer.on('message', (topic, payload) => {
+          const body = JSON.parse(payload.toString()) as { seq: number };
+          seen.push(`${topic.endsWith('/events') ? 'e' : 'r'}${body.seq}`);
+          if (seen.length === 10) resolve();
+        }),
+      );
+      const publisher = new StatusPublisher(client, logger, 100, undefined, retainedSink());
+      for (let seq = 1; seq <= 5; seq++) {
+        // As the driver does after a save: the record, then its log line, in the same task.
+        publisher.execution({ ...record(seq, seq * 10), jobId });
+        publisher.event({ ...event(seq), jobId });
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await publisher.flush();
+      await all;
+      expect(seen).toEqual(['r1', 'e1', 'r2', 'e2', 'r3', 'e3', 'r4', 'e4', 'r5', 'e5']);
+      await viewer.endAsync();
+    },
+  );
 });
 
-test('a record older than one already published is not sent', async () => {
-  const publisher = new StatusPublisher(client, logger, 100, (kind) => acked.push(kind));
-  publisher.execution(record(100, 60));
-  publisher.execution(record(99, 55));
-  publisher.execution(record(100, 60));
-  await publisher.flush();
-  expect(acked).toEqual(['execution']);
-  expect((await retained(jobDeviceTopic('jabc12345', 'c0619ab1d2e3.solarcharger.258'))).seq).toBe(100);
+test('the in-process sink refuses what is not retained', () => {
+  expect(() =>
+    embeddedBrokerSink(broker.broker.aedes).publish(
+      'fleetflash/jobs/j1/events',
+      '{}',
+      { qos: 1, retain: false },
+      () => undefined,
+    ),
+  ).toThrow(/retained records only/);
 });
 
 test('a publish that fails is logged and does not hold flush() up', async () => {

@@ -1,0 +1,54 @@
+/**
+ * Where status records are published: the service's MQTT client, or, for retained records in a
+ * process that holds the embedded broker (in memory, not clustered), that broker itself.
+ *
+ * The api,broker process published its own records (the queued record of every execution at
+ * launch, device presence from the fleet monitor; everything in a one-process deployment) through
+ * an MQTT client on loopback to itself: encoded, written, read back, parsed, authorized and
+ * acknowledged in one event loop. A 10,000-device launch queued 10,000 such publishes, and the first
+ * executions started ~0.8 s later than without them (10,000-site bench). Published as the server,
+ * each is stored and routed like a client's publish, without the round trip.
+ *
+ * Only retained records, and only with the in-memory store. aedes drops a delivery whose broker
+ * counter is below one the subscriber already got (its cluster de-duplication), so deliveries must
+ * reach subscribers in counter order. A counter is assigned when a publish enters aedes; a retained
+ * publish then waits one microtask more than a non-retained one (the retained store), so a log line
+ * published in-process right after a record would overtake it and the record would be dropped.
+ * Retained publishes all take the same steps, so among themselves they stay in order; with the
+ * in-memory store they are routed within the task that published them, before aedes reads any
+ * client packet that could carry a later counter. Log lines keep going through the client. A
+ * clustered store answers over Redis, later than that: there every record goes through the client.
+ */
+import type { Aedes, PublishPacket } from 'aedes';
+
+export interface StatusSink {
+  /** Publishes; `callback` runs once the broker has taken the message (or failed to). */
+  publish(
+    topic: string,
+    payload: string,
+    options: { qos: 1; retain: boolean },
+    callback: (err?: Error) => void,
+  ): unknown;
+}
+
+/**
+ * Publishes retained records as the broker itself (`aedes.publish`): stored and routed to
+ * subscribers as a client's publish would be; the ACL is not consulted (the service may publish
+ * anything). Refuses anything not retained (see above).
+ */
+export function embeddedBrokerSink(aedes: Aedes): StatusSink {
+  return {
+    publish(topic, payload, { qos, retain }, callback) {
+      if (!retain) throw new Error('embeddedBrokerSink publishes retained records only');
+      const packet = {
+        cmd: 'publish',
+        topic,
+        payload: Buffer.from(payload),
+        qos,
+        retain,
+        dup: false,
+      } as PublishPacket;
+      aedes.publish(packet, (err?: Error | null) => callback(err ?? undefined));
+    },
+  };
+}
