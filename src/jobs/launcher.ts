@@ -21,7 +21,6 @@ import {
   type ExecutionRecord,
   type ExecutionTimeouts,
   type FirmwareRecord,
-  type HistoryEntry,
   type JobRecord,
   type JobSchedule,
   type JobTarget,
@@ -32,7 +31,7 @@ import {
 import type { Clock } from '../rollout/clock.js';
 import type { RolloutStore } from '../rollout/rollout-store.js';
 import { HISTORY_LIMIT, type DeviceStore } from '../store/device-store.js';
-import type { JobSpec, JobStore } from '../store/job-store.js';
+import { historyEntryOf, type JobSpec, type JobStore } from '../store/job-store.js';
 import type { Keys } from '../store/keys.js';
 import type { StatusPublisher } from '../status/status-publisher.js';
 import type { FirmwareUsage } from './firmware-usage.js';
@@ -159,7 +158,7 @@ export class JobLauncher {
         if (e.state !== 'rejected') continue;
         // Every device keeps its update history; a launch-time rejection is part of it.
         multi
-          .lpush(keys.deviceHistory(e.deviceId), JSON.stringify(historyOf(e)))
+          .lpush(keys.deviceHistory(e.deviceId), JSON.stringify(historyEntryOf(e)))
           .ltrim(keys.deviceHistory(e.deviceId), 0, HISTORY_LIMIT - 1);
       }
     };
@@ -214,21 +213,6 @@ function execution(
     finishedAt: rejection ? now : null,
     retries: 0,
     retryAt: null,
-  };
-}
-
-function historyOf(e: ExecutionRecord): HistoryEntry {
-  return {
-    jobId: e.jobId,
-    executionId: e.executionId,
-    state: e.state,
-    fromVersion: e.fromVersion,
-    toVersion: e.toVersion,
-    finishedAt: e.finishedAt,
-    errorCode: e.error?.code ?? null,
-    startedAt: null,
-    durationMs: null,
-    errorMessage: e.error?.message ?? null,
   };
 }
 

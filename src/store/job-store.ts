@@ -163,27 +163,8 @@ export class JobStore {
     const ev = event ? JSON.stringify(this.eventBody(record.jobId, record.updatedAt, event)) : '';
     const terminal = isTerminalExecutionState(record.state);
     // The device's last update and history entry are written only when the execution ends.
-    let lastUpdateJson = '';
-    let historyJson = '';
-    if (terminal) {
-      const lastUpdate: LastUpdate = {
-        jobId: record.jobId,
-        executionId: record.executionId,
-        state: record.state,
-        fromVersion: record.fromVersion,
-        toVersion: record.toVersion,
-        finishedAt: record.finishedAt,
-        errorCode: record.error?.code ?? null,
-      };
-      const history: HistoryEntry = {
-        ...lastUpdate,
-        startedAt: record.startedAt,
-        durationMs: record.startedAt && record.finishedAt ? Date.parse(record.finishedAt) - Date.parse(record.startedAt) : null,
-        errorMessage: record.error?.message ?? null,
-      };
-      lastUpdateJson = JSON.stringify(lastUpdate);
-      historyJson = JSON.stringify(history);
-    }
+    const lastUpdateJson = terminal ? JSON.stringify(lastUpdateOf(record)) : '';
+    const historyJson = terminal ? JSON.stringify(historyEntryOf(record)) : '';
     const res = await this.redis.ffUpdateExecution(
       k.job(record.jobId),
       k.jobExecutions(record.jobId),
@@ -274,6 +255,30 @@ export class JobStore {
 }
 
 /** The job record from its hash (the fields written by `create`, the Lua scripts and the rollout). */
+/** What a device's record keeps of the execution that last ended on it. */
+export function lastUpdateOf(record: ExecutionRecord): LastUpdate {
+  return {
+    jobId: record.jobId,
+    executionId: record.executionId,
+    state: record.state,
+    fromVersion: record.fromVersion,
+    toVersion: record.toVersion,
+    finishedAt: record.finishedAt,
+    errorCode: record.error?.code ?? null,
+  };
+}
+
+/** A device's update-history entry for an execution that ended (at launch too: never started, no duration). */
+export function historyEntryOf(record: ExecutionRecord): HistoryEntry {
+  const { startedAt, finishedAt } = record;
+  return {
+    ...lastUpdateOf(record),
+    startedAt,
+    durationMs: startedAt && finishedAt ? Date.parse(finishedAt) - Date.parse(startedAt) : null,
+    errorMessage: record.error?.message ?? null,
+  };
+}
+
 export function toJobRecord(h: Record<string, string>): JobRecord {
   const spec = JSON.parse(h.spec) as JobSpec;
   const counts = emptyCounts();
