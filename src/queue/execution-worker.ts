@@ -1,13 +1,14 @@
 /**
  * The BullMQ worker that takes executions off the queue and drives each one to its end.
  * A queue job taken over after a worker died (stalled) runs the same processor: the driver finds
- * the persisted record in_progress and re-attaches instead of starting over.
+ * the persisted record in_progress and re-attaches instead of starting over; a record already ended
+ * is published again (the dead worker may have stored the end without publishing it).
  */
 import { setMaxListeners } from 'node:events';
 import os from 'node:os';
 import { WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { isTerminalExecutionState } from '../protocol/index.js';
+import { isTerminalExecutionState, type ExecutionRecord } from '../protocol/index.js';
 import type { FirmwareStore } from '../store/firmware-store.js';
 import type { JobStore } from '../store/job-store.js';
 import { releaseQueueId } from '../rollout/queue-ids.js';
@@ -59,11 +60,27 @@ export function startExecutionWorker(opts: ExecutionWorkerOptions): ExecutionWor
   setMaxListeners(0, handover.signal);
   let active = 0;
   const launchFacts = new LaunchFactsCache(opts.jobs, opts.firmware);
+  /**
+   * The execution ended before its queue job was taken: canceled while it waited, or a worker stored
+   * the end and died before BullMQ heard of it, perhaps before its status publishes left the process.
+   * Then no page was told. Publishing the stored end and the job summary again costs one read and two
+   * retained publishes; readers keep the highest seq, so a repeat changes nothing.
+   */
+  const publishEnd = async (record: ExecutionRecord): Promise<void> => {
+    const { publisher } = opts.driver;
+    publisher.execution(record);
+    const job = await opts.jobs.get(record.jobId);
+    if (job) publisher.job(job);
+    opts.logger.debug({ jobId: record.jobId, deviceId: record.deviceId, state: record.state }, 'execution had already ended; its end published again');
+  };
   const processor = async (job: Job<ExecutionJobData>, token?: string): Promise<string> => {
     const { jobId, deviceId } = job.data;
     const record = await opts.jobs.execution(jobId, deviceId);
     if (!record) return 'missing';
-    if (isTerminalExecutionState(record.state)) return record.state;
+    if (isTerminalExecutionState(record.state)) {
+      await publishEnd(record);
+      return record.state;
+    }
     // A queue job of an earlier attempt (the execution was re-queued for a retry since): not ours to run.
     if (job.id !== releaseQueueId(record.executionId, record.retries ?? 0)) return 'superseded';
     const facts = await launchFacts.get(jobId);
