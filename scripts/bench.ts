@@ -11,10 +11,10 @@
 import { parseBenchArgs, USAGE, UsageError, type BenchArgs, type BrokerMode } from './lib/bench-args.js';
 import { brokerCeiling, bullmqCeiling } from './lib/bench-ceilings.js';
 import { startCluster } from './lib/bench-cluster.js';
-import { FIGURES, ratios, summarize, summaryLines, targets, type FigureName, type RunFigures, type Summary } from './lib/bench-figures.js';
+import { FIGURES, ratios, STATUS_P99_TARGET_MS, summarize, summaryLines, targets, type FigureName, type RunFigures, type Summary } from './lib/bench-figures.js';
 import { imageVersion, launchRate, statusLatency, throughput, uploadImage } from './lib/bench-phases.js';
 import { machineInfo, settle } from './lib/bench-proc.js';
-import { round } from './lib/bench-stats.js';
+import { round, spread } from './lib/bench-stats.js';
 import { JobWatcher } from './lib/bench-watcher.js';
 
 /** The service's WORKER_CONCURRENCY when the bench does not set one (src/config.ts). */
@@ -64,6 +64,12 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
       `  status latency (${watcher.transport}): p50 ${l.p50Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, max ${l.maxMs.toFixed(1)} ms ` +
         `over ${l.samples} events at ${Math.round(l.inflight)} in flight (${l.unmatched} events changed nothing visible)`,
     );
+    const secondP99 = spread(l.p99BySecond);
+    const calmSeconds = l.p99BySecond.filter((v) => v < STATUS_P99_TARGET_MS).length;
+    log(
+      `  status latency by second of sending: p99 ${secondP99.median.toFixed(1)} ms in the median second ` +
+        `(fastest ${secondP99.min.toFixed(1)}, slowest ${secondP99.max.toFixed(1)} ms), ${calmSeconds} of ${l.p99BySecond.length} seconds under ${STATUS_P99_TARGET_MS} ms`,
+    );
 
     const L = await launchRate(c, c.targets, launchImage, args.launchClients, args.launches, args.launchDevices);
     log(`  launch: ${L.launches} jobs of ${args.launchDevices} devices from ${L.clients} clients: p50 ${L.p50Ms.toFixed(1)} ms, p99 ${L.p99Ms.toFixed(1)} ms, ${Math.round(L.perSec)} jobs/s`);
@@ -91,6 +97,8 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
       statusP99Ms: l.p99Ms,
       statusMaxMs: l.maxMs,
       statusInflight: l.inflight,
+      statusSecondP99MedianMs: secondP99.median,
+      statusSecondsUnderTargetPct: l.p99BySecond.length ? (100 * calmSeconds) / l.p99BySecond.length : Number.NaN,
       statusSamples: l.samples,
       launchP50Ms: L.p50Ms,
       launchP99Ms: L.p99Ms,

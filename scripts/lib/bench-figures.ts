@@ -32,6 +32,8 @@ export const FIGURES = {
   statusP99Ms: { label: 'status latency p99', unit: ' ms', digits: 1, better: 'lower', compare: true },
   statusMaxMs: { label: 'status latency max', unit: ' ms', digits: 1, better: 'lower', compare: false },
   statusInflight: { label: 'executions in flight while measured', unit: '', digits: 0, better: 'higher', compare: false },
+  statusSecondP99MedianMs: { label: 'status latency p99 of the median second', unit: ' ms', digits: 1, better: 'lower', compare: true },
+  statusSecondsUnderTargetPct: { label: 'seconds with status latency p99 < 25 ms', unit: ' %', digits: 0, better: 'higher', compare: false },
   statusSamples: { label: 'latency samples', unit: '', digits: 0, better: 'higher', compare: false },
   launchP50Ms: { label: 'POST /api/jobs p50', unit: ' ms', digits: 1, better: 'lower', compare: true },
   launchP99Ms: { label: 'POST /api/jobs p99', unit: ' ms', digits: 1, better: 'lower', compare: true },
@@ -49,6 +51,9 @@ export const FIGURES = {
 } as const satisfies Record<string, FigureDef>;
 
 export type FigureName = keyof typeof FIGURES;
+
+/** The status latency target of the performance issue: p99 under this, at 1,000 executions in flight. */
+export const STATUS_P99_TARGET_MS = 25;
 
 export type Summary = Record<FigureName, Spread>;
 
@@ -108,7 +113,7 @@ export function targets(sites: number, s: Summary, r: Partial<Record<FigureName,
     {
       target: 'status latency p99 < 25 ms at 1,000 concurrent executions',
       value: `${round(s.statusP99Ms.median, 1)} ms at ${Math.round(s.statusInflight.median)} in flight`,
-      met: s.statusInflight.median >= 950 ? s.statusP99Ms.median < 25 : null,
+      met: s.statusInflight.median >= 950 ? s.statusP99Ms.median < STATUS_P99_TARGET_MS : null,
       note: s.statusInflight.median >= 950 ? undefined : 'needs ≥ 1,000 sites and --latency-concurrency 1000',
     },
     {

@@ -9,7 +9,7 @@ import { imageBytes } from '../../src/demo/seed-firmware.js';
 import type { Cluster } from './bench-cluster.js';
 import { procSample, procSamples } from './bench-proc.js';
 import { monoUs, type ProgressSample } from './bench-sim.js';
-import { latencySummary, percentile } from './bench-stats.js';
+import { latencySummary, p99BySecond, percentile } from './bench-stats.js';
 import type { JobWatcher, ReceivedRecord } from './bench-watcher.js';
 
 const SOLAR_CHARGER_PRODUCT = '0xA058';
@@ -233,13 +233,19 @@ export interface LatencyResult {
   unmatched: number;
   /** Median executions in flight while the samples were taken. */
   inflight: number;
+  /** Each second's p99 (by when the device sent the event), in time order. */
+  p99BySecond: number[];
 }
 
 /**
  * Pairs each device progress event with the first execution record the browser received afterwards
  * for that device showing that phase and percentage.
  */
-export function matchLatencies(sent: readonly ProgressSample[], received: readonly ReceivedRecord[], windowUs: [number, number]): { latencies: number[]; unmatched: number } {
+export function matchLatencies(
+  sent: readonly ProgressSample[],
+  received: readonly ReceivedRecord[],
+  windowUs: [number, number],
+): { latencies: number[]; sentUs: number[]; unmatched: number } {
   const byDevice = new Map<string, ReceivedRecord[]>();
   for (const r of received) {
     let list = byDevice.get(r[0]);
@@ -247,15 +253,18 @@ export function matchLatencies(sent: readonly ProgressSample[], received: readon
     list.push(r);
   }
   const latencies: number[] = [];
+  const sentAt: number[] = [];
   let unmatched = 0;
   for (const [executionId, phase, progress, sentUs] of sent) {
     if (sentUs < windowUs[0] || sentUs > windowUs[1]) continue;
     const deviceId = executionId.slice(executionId.indexOf('.') + 1);
     const match = byDevice.get(deviceId)?.find((r) => r[4] >= sentUs && r[1] === phase && r[2] === progress);
-    if (match) latencies.push((match[4] - sentUs) / 1000);
-    else unmatched++;
+    if (match) {
+      latencies.push((match[4] - sentUs) / 1000);
+      sentAt.push(sentUs);
+    } else unmatched++;
   }
-  return { latencies, unmatched };
+  return { latencies, sentUs: sentAt, unmatched };
 }
 
 /** A job over `devices` with `concurrency` in flight; latency of every progress event in the steady part. */
@@ -283,9 +292,17 @@ export async function statusLatency(c: Cluster, watcher: JobWatcher, devices: re
   await watcher.unwatch(launched.id);
   const sent = await c.sim.samples();
   const received = watcher.takeRecords();
-  const { latencies, unmatched } = matchLatencies(sent, received, [windowStart, windowEnd]);
+  const { latencies, sentUs, unmatched } = matchLatencies(sent, received, [windowStart, windowEnd]);
   const s = latencySummary(latencies);
-  return { p50Ms: s.p50, p99Ms: s.p99, maxMs: s.max, samples: s.n, unmatched, inflight: percentile(inflight, 50) };
+  return {
+    p50Ms: s.p50,
+    p99Ms: s.p99,
+    maxMs: s.max,
+    samples: s.n,
+    unmatched,
+    inflight: percentile(inflight, 50),
+    p99BySecond: p99BySecond(sentUs, latencies, windowStart),
+  };
 }
 
 export interface LaunchResult {

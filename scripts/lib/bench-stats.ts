@@ -19,6 +19,21 @@ export function latencySummary(values: readonly number[]): { p50: number; p99: n
   return { p50: at(50), p99: at(99), max: sorted[sorted.length - 1], n: sorted.length };
 }
 
+/**
+ * The p99 of each whole second, samples put in seconds (from `startUs`) by when they were taken, in
+ * time order. A high overall p99 shows here as every second slow, or as a few slow bursts.
+ */
+export function p99BySecond(atUs: readonly number[], values: readonly number[], startUs: number): number[] {
+  const seconds = new Map<number, number[]>();
+  for (let i = 0; i < values.length; i++) {
+    const s = Math.floor((atUs[i] - startUs) / 1e6);
+    let bucket = seconds.get(s);
+    if (!bucket) seconds.set(s, (bucket = []));
+    bucket.push(values[i]);
+  }
+  return [...seconds.keys()].sort((a, b) => a - b).map((s) => percentile(seconds.get(s)!, 99));
+}
+
 /** A figure over several runs: the median, the smallest and the largest, and every value. */
 export interface Spread {
   median: number;

@@ -1,0 +1,48 @@
+/**
+ * The benchmark's status latency arithmetic (scripts/lib): pairing each device event with the record the
+ * browser got for it, and each second's p99, which tells a run that was slow throughout from one whose
+ * p99 is a few bursts.
+ */
+import { matchLatencies } from '../../scripts/lib/bench-phases.js';
+import type { ProgressSample } from '../../scripts/lib/bench-sim.js';
+import { p99BySecond } from '../../scripts/lib/bench-stats.js';
+import type { ReceivedRecord } from '../../scripts/lib/bench-watcher.js';
+
+test('each second gets the p99 of the samples taken in it, in time order, empty seconds left out', () => {
+  const start = 5_000_000;
+  const at: number[] = [];
+  const ms: number[] = [];
+  // Second 0: 100 samples of 1..100 ms; second 2: one sample of 7 ms; second 1 has none.
+  for (let i = 1; i <= 100; i++) {
+    at.push(start + i * 9_000);
+    ms.push(i);
+  }
+  at.push(start + 2_500_000);
+  ms.push(7);
+  expect(p99BySecond(at, ms, start)).toEqual([99, 7]);
+  // Samples are bucketed by when they were taken, not by their order in the arrays.
+  expect(p99BySecond([...at].reverse(), [...ms].reverse(), start)).toEqual([99, 7]);
+  expect(p99BySecond([], [], start)).toEqual([]);
+});
+
+test('an event is paired with the first record after it showing its phase and percentage; its send time comes along', () => {
+  const sent: ProgressSample[] = [
+    ['j1.aa.solarcharger.256', 'downloading', 30, 1_000],
+    ['j1.aa.solarcharger.256', 'installing', 70, 2_000],
+    ['j1.bb.solarcharger.256', 'installing', 70, 2_500],
+    // Outside the window: not counted either way.
+    ['j1.aa.solarcharger.256', 'rebooting', 95, 9_000],
+  ];
+  const received: ReceivedRecord[] = [
+    // A record from before the event does not count for it.
+    ['aa.solarcharger.256', 'installing', 70, 'in_progress', 1_500],
+    ['aa.solarcharger.256', 'downloading', 30, 'in_progress', 1_400],
+    ['aa.solarcharger.256', 'installing', 70, 'in_progress', 2_300],
+    ['aa.solarcharger.256', 'installing', 70, 'in_progress', 2_900],
+  ];
+  const m = matchLatencies(sent, received, [0, 5_000]);
+  expect(m.latencies).toEqual([0.4, 0.3]);
+  expect(m.sentUs).toEqual([1_000, 2_000]);
+  // bb's event changed nothing the browser saw.
+  expect(m.unmatched).toBe(1);
+});
