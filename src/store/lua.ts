@@ -10,8 +10,9 @@
  *       history entry JSON and lastUpdate JSON ('' unless terminal), new installed version ('' for none), history limit,
  *       error code ('' for none), retry due time in ms ('' unless re-queued), rollout channel ('' for none), jobId.
  * Returns {1, eventJSON|'', deviceJSON|'', jobHashFlat...} or {0, reason} when the write is stale or the
- * record is terminal. The job hash comes back only when the state changed or a log line was written:
- * a progress report changes nothing a job summary shows, and it is most of the writes.
+ * record is terminal. The job hash comes back only when the execution's state changed: nothing else a
+ * job summary shows (counts, error counts, slots, job state) changes, and a progress report or a phase
+ * change (with its log line) is most of the writes.
  * A terminal execution updates the device's record and history in the same step, counts its error
  * code (`e:<code>`) and its canary wave result, and frees its rollout slot.
  * An execution going back to `queued` (a retry after a transient failure) frees its slot and device
@@ -87,7 +88,7 @@ if ARGV[5] ~= '' then
 end
 if (terminal[newState] or requeued) and ARGV[14] ~= '' then redis.call('PUBLISH', ARGV[14], ARGV[15]) end
 local out = {1, ev, device}
-if rec.state ~= newState or ev ~= '' then
+if rec.state ~= newState then
   local flat = redis.call('HGETALL', KEYS[1])
   for i = 1, #flat do out[#out + 1] = flat[i] end
 end

@@ -160,7 +160,7 @@ test('a finished execution frees its slot, counts its error code, and wakes the 
   }
 });
 
-test('a progress report returns no job summary; a state change returns the new one', async () => {
+test('a progress report or a phase change returns no job summary; a state change returns the new one', async () => {
   const jobId = await makeJob(1);
   await release(jobId);
   const started = await finish(jobId, device(0), 'in_progress', { phase: 'downloading', startedAt: new Date(T0).toISOString() });
@@ -169,6 +169,11 @@ test('a progress report returns no job summary; a state change returns the new o
   const progress = await jobs.update({ ...rec, progress: 40, seq: rec.seq + 1 }, null);
   expect(progress).toMatchObject({ ok: true, job: null, event: null, device: null });
   expect((await jobs.execution(jobId, device(0)))!.progress).toBe(40);
+  // A phase change writes its log line, and still changes nothing a summary shows.
+  const phase = await jobs.update({ ...rec, phase: 'verifying', progress: 60, seq: rec.seq + 2 }, { deviceId: device(0), level: 'info', message: 'phase verifying' });
+  expect(phase).toMatchObject({ ok: true, job: null, event: { message: 'phase verifying' }, device: null });
+  const ended = await finish(jobId, device(0), 'succeeded', { finishedAt: new Date(T0).toISOString() });
+  expect(ended.ok && ended.job).toMatchObject({ state: 'completed', counts: { in_progress: 0, succeeded: 1 } });
 });
 
 test('perMinute: at most N in the window (a minute and the guard) and ceil(N/60) per second, on the caller clock', async () => {
