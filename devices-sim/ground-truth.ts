@@ -109,6 +109,20 @@ export class GroundTruth {
     );
   }
 
+  /**
+   * Distinct install requests for this execution that reached the device after it had accepted one:
+   * an install sent again to an update that had started. Must be 0. A request before any acceptance
+   * (sent again because the answer to an earlier one was lost with a killed worker, say) starts nothing
+   * the device did not start anyway: at most one is ever accepted ({@link acceptedCount}).
+   */
+  requestsAfterStart(deviceId: string, executionId: string): number {
+    const installs = this.byDevice.get(deviceId)?.installs.filter((i) => i.executionId === executionId) ?? [];
+    const first = installs.findIndex((i) => i.outcome === 'accepted');
+    if (first < 0) return 0;
+    const startedBy = installs[first].rpcId;
+    return new Set(installs.slice(first + 1).filter((i) => i.rpcId !== startedBy).map((i) => i.rpcId)).size;
+  }
+
   /** The largest number of install requests any one (device, execution) received. */
   maxInstallsPerExecution(): number {
     let max = 0;

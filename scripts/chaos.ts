@@ -39,7 +39,11 @@ const report = await runChaos({
 console.log('');
 console.log(`devices ${report.devices}, executions ${report.executions}, terminal ${report.terminal}, lost ${report.lost}`);
 console.log(`states ${JSON.stringify(report.byState)}`);
-console.log(`repeated installs (device got >1 install request or started >1 update for one execution): ${report.repeatedInstalls}; same request redelivered by MQTT (allowed, idempotent): ${report.redelivered}`);
+console.log(
+  `repeated installs (a device started >1 update for one execution, or got its install again after starting): ${report.repeatedInstalls}; ` +
+    `install sent again before the device accepted any (allowed, nothing had started): ${report.resentBeforeStart}; ` +
+    `same request redelivered by MQTT (allowed, idempotent): ${report.redelivered}`,
+);
 for (const r of report.repeated.slice(0, 20)) console.log(`  repeated ${r}`);
 console.log(`succeeded ${report.succeeded} vs really on the new version ${report.onNewVersion}; mismatches ${report.mismatches.length}`);
 for (const m of report.mismatches.slice(0, 20)) console.log(`  mismatch ${m}`);

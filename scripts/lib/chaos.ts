@@ -64,8 +64,8 @@ export interface ChaosReport {
   lost: number;
   byState: Record<string, number>;
   /**
-   * (device, execution) pairs whose device got more than one install request (distinct RPC ids: the
-   * orchestrator sent it again) or started the update more than once. Must be 0.
+   * (device, execution) pairs whose device started the update more than once, or got an install request
+   * (a distinct RPC id: the orchestrator sent it again) after it had started the update. Must be 0.
    */
   repeatedInstalls: number;
   /** Those pairs in detail: each install delivery the device saw (time, RPC id, outcome). */
@@ -75,6 +75,12 @@ export interface ChaosReport {
    * broker restart, answered as a duplicate by the device's idempotency. Allowed; counted.
    */
   redelivered: number;
+  /**
+   * (device, execution) pairs whose install was sent again before the device had accepted any: the
+   * worker that sent it died with its answer (a refusal, say), and the one re-attaching found the
+   * device not running the execution. Allowed (nothing had started; the device accepts one at most); counted.
+   */
+  resentBeforeStart: number;
   succeeded: number;
   onNewVersion: number;
   /** Devices where "succeeded" and "really on the new version" disagree. */
@@ -285,11 +291,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const terminal = final.executions.filter((e) => isTerminalExecutionState(e.state)).length;
     const repeated: string[] = [];
     let redelivered = 0;
+    let resentBeforeStart = 0;
     for (const e of final.executions) {
       const deliveries = f.truth.installCount(e.deviceId, e.executionId);
       const requests = f.truth.requestCount(e.deviceId, e.executionId);
       redelivered += deliveries - requests;
-      if (requests <= 1 && f.truth.acceptedCount(e.deviceId, e.executionId) <= 1) continue;
+      if (f.truth.acceptedCount(e.deviceId, e.executionId) <= 1 && f.truth.requestsAfterStart(e.deviceId, e.executionId) === 0) {
+        if (requests > 1) resentBeforeStart++;
+        continue;
+      }
       const seen = f.truth.device(e.deviceId)!.installs.filter((i) => i.executionId === e.executionId);
       repeated.push(`${e.deviceId} ${e.executionId} ${e.state}: ${seen.map((i) => `${new Date(i.at).toISOString()} ${i.rpcId} ${i.outcome}`).join(', ')}`);
     }
@@ -329,6 +339,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       repeatedInstalls: repeated.length,
       repeated,
       redelivered,
+      resentBeforeStart,
       succeeded: byState.succeeded ?? 0,
       onNewVersion,
       mismatches,
