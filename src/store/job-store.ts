@@ -254,7 +254,6 @@ export class JobStore {
   }
 }
 
-/** The job record from its hash (the fields written by `create`, the Lua scripts and the rollout). */
 /** What a device's record keeps of the execution that last ended on it. */
 export function lastUpdateOf(record: ExecutionRecord): LastUpdate {
   return {
@@ -279,6 +278,7 @@ export function historyEntryOf(record: ExecutionRecord): HistoryEntry {
   };
 }
 
+/** The job record from its hash (the fields written by `create`, the Lua scripts and the rollout). */
 export function toJobRecord(h: Record<string, string>): JobRecord {
   const spec = JSON.parse(h.spec) as JobSpec;
   const counts = emptyCounts();
