@@ -317,19 +317,21 @@ test('a viewer sees no launch, upload or abort controls', async () => {
 
 test('an operator aborts a running job through the confirm step; a device past the point of no return finishes', async () => {
   const gx = devicesOf(slow, 'platform')[0];
+  // Signed in before the launch: at ×60 a GX spends only ~2 s between accepting the install and its
+  // reboot, less than a cold page load on a busy box.
+  const page = await newPage();
+  await signIn(page, h.operatorToken);
   const res = await h.api('/api/jobs', {
     method: 'POST',
     json: { firmwareId: h.image(gx.productId).id, devices: [gx.deviceId] },
   });
   const { job } = (await res.json()) as { job: JobRecord };
-
-  const page = await newPage();
-  await signIn(page, h.operatorToken);
   await page.goto(`${h.base}/#/jobs/${job.id}`);
-  // Past the point of no return: the device accepted the install and is downloading or further.
+  // Past the point of no return and not finished: the device accepted the install and is
+  // downloading, verifying, installing or rebooting.
   await page.waitForFunction(
     () =>
-      /downloading|verifying|installing/.test(
+      /downloading|verifying|installing|rebooting/.test(
         document.querySelector('.job-table tbody tr [data-col="phase"]')?.textContent ?? '',
       ),
     null,
