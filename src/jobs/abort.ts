@@ -10,7 +10,7 @@ import { ConflictError, NotFoundError } from '../errors.js';
 import { isTerminalExecutionState, type ExecutionRecord, type JobRecord } from '../protocol/index.js';
 import type { ExecutionJobData } from '../queue/execution-queue.js';
 import { releaseQueueId } from '../rollout/queue-ids.js';
-import type { JobStore } from '../store/job-store.js';
+import type { EventInput, JobStore } from '../store/job-store.js';
 import type { StatusPublisher } from '../status/status-publisher.js';
 
 export interface AbortDeps {
@@ -22,31 +22,67 @@ export interface AbortDeps {
 
 type CancelOutcome = 'canceled' | 'in-flight' | 'finished';
 
-/** Cancels one execution if it is not past the point of no return. */
-async function tryCancel(deps: AbortDeps, rec: ExecutionRecord, reason: string, now: string): Promise<CancelOutcome> {
-  if (isTerminalExecutionState(rec.state)) return 'finished';
-  if (rec.installSentAt || rec.installAccepted) return 'in-flight';
-  const next: ExecutionRecord = {
-    ...rec,
-    state: 'canceled',
-    error: { code: 'canceled', message: reason },
-    seq: rec.seq + 1,
-    updatedAt: now,
-    finishedAt: now,
+/** Stored writes that lose a race before a cancel gives up: each loss is a worker's step, and there are few before the install. */
+const CANCEL_ATTEMPTS = 5;
+
+/** The canceled version of `rec`, with its log line: `reason` says why. */
+export function canceledRecord(rec: ExecutionRecord, reason: string, now: string): { record: ExecutionRecord; event: EventInput } {
+  return {
+    record: {
+      ...rec,
+      state: 'canceled',
+      error: { code: 'canceled', message: reason },
+      seq: rec.seq + 1,
+      updatedAt: now,
+      finishedAt: now,
+    },
+    event: { deviceId: rec.deviceId, level: 'warn', message: `canceled: ${reason}`, state: 'canceled', phase: rec.phase },
   };
-  const res = await deps.jobs.update(next, { deviceId: rec.deviceId, level: 'warn', message: `canceled: ${reason}`, state: 'canceled', phase: rec.phase });
-  if (!res.ok) {
-    // Lost the race: a worker committed to the install (or finished) in between.
-    const stored = await deps.jobs.execution(rec.jobId, rec.deviceId);
-    return stored && isTerminalExecutionState(stored.state) ? 'finished' : 'in-flight';
+}
+
+/** Cancels one execution if it is not past the point of no return. */
+async function tryCancel(deps: AbortDeps, found: ExecutionRecord, reason: string, now: string): Promise<CancelOutcome> {
+  let rec: ExecutionRecord | null = found;
+  for (let attempt = 0; rec && attempt < CANCEL_ATTEMPTS; attempt++) {
+    if (isTerminalExecutionState(rec.state)) return 'finished';
+    if (rec.installSentAt || rec.installAccepted) return 'in-flight';
+    const { record, event } = canceledRecord(rec, reason, now);
+    const res = await deps.jobs.update(record, event);
+    if (res.ok) {
+      deps.publisher?.execution(record);
+      if (res.job) deps.publisher?.job(res.job);
+      if (res.event) deps.publisher?.event(res.event);
+      if (res.device) deps.publisher?.device(res.device);
+      // Waiting in the queue: take it out. Taken by a worker already: its next save is refused and it stands down.
+      await deps.queue.remove(releaseQueueId(rec.executionId, rec.retries ?? 0)).catch(() => 0);
+      return 'canceled';
+    }
+    // Lost a race: a worker stored a step (perhaps its commitment to the install) or the end in between. Look again.
+    rec = await deps.jobs.execution(rec.jobId, rec.deviceId);
   }
-  deps.publisher?.execution(next);
-  if (res.job) deps.publisher?.job(res.job);
-  if (res.event) deps.publisher?.event(res.event);
-  if (res.device) deps.publisher?.device(res.device);
-  // Waiting in the queue: take it out. Taken by a worker already: its next save fails and it stands down.
-  await deps.queue.remove(releaseQueueId(rec.executionId, rec.retries ?? 0)).catch(() => 0);
-  return 'canceled';
+  // Still racing a worker that is not past the point of no return: once the job is aborted, the
+  // store refuses its next step and it cancels the execution itself (driver.ts).
+  return rec && isTerminalExecutionState(rec.state) ? 'finished' : 'in-flight';
+}
+
+/**
+ * Cancels every execution of an aborted job that is not past the point of no return: the second
+ * half of {@link abortJob}, and how a rollout controller finishes an abort whose process died midway.
+ */
+export async function cancelRemaining(
+  deps: AbortDeps,
+  jobId: string,
+  reason: string,
+  now = new Date().toISOString(),
+): Promise<{ canceled: number; inFlight: number }> {
+  let canceled = 0;
+  let inFlight = 0;
+  for (const rec of await deps.jobs.executions(jobId)) {
+    const outcome = await tryCancel(deps, rec, `job ${reason}`, now);
+    if (outcome === 'canceled') canceled++;
+    else if (outcome === 'in-flight') inFlight++;
+  }
+  return { canceled, inFlight };
 }
 
 /**
@@ -70,13 +106,7 @@ export async function abortJob(
   }
   const ev = await jobs.appendEvent(jobId, { deviceId: null, level: 'warn', message: `job ${reason}` }, now);
   publisher?.event(ev);
-  let canceled = 0;
-  let inFlight = 0;
-  for (const rec of await jobs.executions(jobId)) {
-    const outcome = await tryCancel(deps, rec, `job ${reason}`, now);
-    if (outcome === 'canceled') canceled++;
-    else if (outcome === 'in-flight') inFlight++;
-  }
+  const { canceled, inFlight } = await cancelRemaining(deps, jobId, reason, now);
   const final = (await jobs.get(jobId))!;
   publisher?.job(final);
   logger.warn({ jobId, by, reason, canceled, inFlight }, 'job aborted');

@@ -123,6 +123,8 @@ export interface JobRecord {
   release: ReleaseProgress;
   /** Why the job was aborted (operator, failure threshold, canary), once it is. */
   abortReason: string | null;
+  /** When the job was aborted, once it is. */
+  abortedAt: string | null;
 }
 
 /** One line of a job's log. `seq` is contiguous per job (1, 2, 3…) so readers can detect gaps. */

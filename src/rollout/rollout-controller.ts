@@ -29,12 +29,19 @@ export interface RolloutControllerOptions {
   sweepIntervalMs: number;
   /** A release not in the queue after this long is re-enqueued by the sweep. */
   confirmGraceMs: number;
+  /**
+   * An aborted job whose executions still wait this long after the abort had its abort cut short (the
+   * aborting process died between marking the job and canceling them): the controller cancels them.
+   * Long enough for an abort in progress to finish its own (thousands of executions, a write each).
+   */
+  abortGraceMs: number;
 }
 
 export const DEFAULT_ROLLOUT_OPTIONS: Readonly<RolloutControllerOptions> = Object.freeze({
   leaseMs: 10_000,
   sweepIntervalMs: 5_000,
   confirmGraceMs: 10_000,
+  abortGraceMs: 60_000,
 });
 
 export interface RolloutControllerDeps {
@@ -46,6 +53,8 @@ export interface RolloutControllerDeps {
   publisher: StatusPublisher | null;
   /** Aborts the job (the same path as an operator's abort) with `reason`. */
   abort: (jobId: string, reason: string) => Promise<unknown>;
+  /** Cancels what an aborted job still has short of the point of no return (abort.ts `cancelRemaining`). */
+  finishAbort: (jobId: string, reason: string) => Promise<{ canceled: number; inFlight: number }>;
   clock: Clock;
   logger: Logger;
 }
@@ -189,10 +198,23 @@ export class RolloutController {
     const { job, snapshot } = read;
     const decision: ReleaseDecision = decideRelease(job, snapshot);
     switch (decision.kind) {
-      case 'finished':
+      case 'finished': {
         this.clearWake(jobId);
+        if (job.state === 'aborted' && job.counts.queued > 0) {
+          // Executions still waiting after an abort: its process may have died before canceling them all.
+          const due = Date.parse(job.abortedAt ?? job.updatedAt) + this.options.abortGraceMs;
+          if (now < due) {
+            this.setWake(jobId, due);
+            return false;
+          }
+          const reason = job.abortReason ?? 'aborted';
+          const { canceled } = await this.deps.finishAbort(jobId, reason);
+          logger.warn({ jobId, canceled, waiting: job.counts.queued }, 'finished an interrupted abort: canceled what still waited');
+          if (canceled > 0) return true;
+        }
         await store.forget(jobId);
         return false;
+      }
       case 'abort':
         logger.warn({ jobId, code: decision.code, reason: decision.reason }, 'rollout rule aborts the job');
         this.clearWake(jobId);

@@ -21,7 +21,7 @@ import { TokenSigner } from '../auth/tokens.js';
 import type { Config } from '../config.js';
 import { FleetMonitor, REINVENTORY_MIN_INTERVAL_MS } from '../fleet/fleet-monitor.js';
 import { redisInventoryClaim } from '../fleet/inventory-claim.js';
-import { abortJob, cancelExecution } from '../jobs/abort.js';
+import { abortJob, cancelExecution, cancelRemaining } from '../jobs/abort.js';
 import { FirmwareUsage } from '../jobs/firmware-usage.js';
 import { JobLauncher } from '../jobs/launcher.js';
 import { connectMqtt, waitConnected, type MqttClient } from '../mqtt/connect.js';
@@ -353,6 +353,7 @@ async function start(
         queue,
         publisher,
         abort: (jobId, reason) => abortJob({ jobs, queue, publisher, logger }, jobId, 'rollout', reason),
+        finishAbort: (jobId, reason) => cancelRemaining({ jobs, queue, publisher, logger }, jobId, reason),
         clock,
         logger: logger.child({ component: 'rollout' }),
       },

@@ -59,7 +59,9 @@ export type EventInput = Omit<JobEvent, 'seq' | 'ts' | 'jobId'>;
 export type UpdateResult =
   /** `job` is null when the write changed nothing its summary shows (a progress report). */
   | { ok: true; job: JobRecord | null; event: JobEvent | null; device: DeviceRecord | null }
-  | { ok: false; reason: 'missing' | 'stale' | 'terminal' };
+  | { ok: false; reason: 'missing' | 'stale' | 'terminal' }
+  /** The job is aborted and this execution is not past the point of no return: only its end may be stored. */
+  | { ok: false; reason: 'aborted'; abortReason: string };
 
 type ScriptRedis = Redis & {
   ffUpdateExecution(...args: string[]): Promise<unknown[]>;
@@ -191,7 +193,11 @@ export class JobStore {
       k.rolloutChannel(),
       record.jobId,
     );
-    if (Number(res[0]) !== 1) return { ok: false, reason: String(res[1]) as 'missing' | 'stale' | 'terminal' };
+    if (Number(res[0]) !== 1) {
+      const reason = String(res[1]);
+      if (reason === 'aborted') return { ok: false, reason, abortReason: String(res[2]) };
+      return { ok: false, reason: reason as 'missing' | 'stale' | 'terminal' };
+    }
     let job: JobRecord | null = null;
     if (res.length > 3) {
       const h: Record<string, string> = {};
@@ -323,5 +329,6 @@ export function toJobRecord(h: Record<string, string>): JobRecord {
       canarySucceeded: Number(h['w:ok'] ?? 0),
     },
     abortReason: h.abortReason ?? null,
+    abortedAt: h.abortedAt ?? null,
   };
 }

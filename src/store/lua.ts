@@ -10,7 +10,9 @@
  *       history entry JSON and lastUpdate JSON ('' unless terminal), new installed version ('' for none), history limit,
  *       error code ('' for none), retry due time in ms ('' unless re-queued), rollout channel ('' for none), jobId.
  * Returns {1, eventJSON|'', deviceJSON|'', jobHashFlat...} or {0, reason} when the write is stale or the
- * record is terminal. The job hash comes back only when the execution's state changed: nothing else a
+ * record is terminal, or {0, 'aborted', abortReason} when the job is aborted and the execution is not past
+ * the point of no return (no install sent or accepted): only an end may be written then, so an abort
+ * interrupted midway (its process died) or racing a worker can never let an install go out. The job hash comes back only when the execution's state changed: nothing else a
  * job summary shows (counts, error counts, slots, job state) changes, and a progress report or a phase
  * change (with its log line) is most of the writes.
  * A terminal execution updates the device's record and history in the same step, counts its error
@@ -19,21 +21,25 @@
  * lock and waits in the retry zset. Either way the rollout channel hears the job id.
  */
 export const UPDATE_EXECUTION = `
+local function given(v) return v ~= nil and v ~= cjson.null and v ~= false end
 local cur = redis.call('HGET', KEYS[2], ARGV[1])
 if not cur then return {0, 'missing'} end
 local rec = cjson.decode(cur)
 local terminal = {succeeded=true, failed=true, timed_out=true, rejected=true, canceled=true}
 if terminal[rec.state] then return {0, 'terminal'} end
 if tonumber(rec.seq) >= tonumber(ARGV[3]) then return {0, 'stale'} end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 local newState = ARGV[4]
+local jobState = redis.call('HGET', KEYS[1], 'state')
+if jobState == 'aborted' and not terminal[newState] and not (given(rec.installSentAt) or given(rec.installAccepted)) then
+  return {0, 'aborted', redis.call('HGET', KEYS[1], 'abortReason') or 'aborted'}
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 if rec.state ~= newState then
   redis.call('HINCRBY', KEYS[1], 'c:' .. rec.state, -1)
   redis.call('HINCRBY', KEYS[1], 'c:' .. newState, 1)
 end
 redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('HSET', KEYS[1], 'updatedAt', ARGV[6])
-local jobState = redis.call('HGET', KEYS[1], 'state')
 if jobState == 'queued' and newState ~= 'queued' then
   redis.call('HSET', KEYS[1], 'state', 'in_progress', 'startedAt', ARGV[6])
   jobState = 'in_progress'
@@ -134,7 +140,7 @@ return 0
 export const ABORT_JOB = `
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'queued' and state ~= 'in_progress' then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'aborted', 'updatedAt', ARGV[1], 'abortReason', ARGV[2])
+redis.call('HSET', KEYS[1], 'state', 'aborted', 'updatedAt', ARGV[1], 'abortedAt', ARGV[1], 'abortReason', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'seq', 1)
 return 1
 `;

@@ -9,12 +9,14 @@ import {
   formatLocalDevice,
   isDeviceStatus,
   isInstallAccepted,
+  isTerminalExecutionState,
   parseDeviceId,
   type ExecutionRecord,
   type ExecutionTimeouts,
   type FirmwareRecord,
   type RetryPolicy,
 } from '../protocol/index.js';
+import { canceledRecord } from '../jobs/abort.js';
 import type { JobStore } from '../store/job-store.js';
 import type { StatusPublisher } from '../status/status-publisher.js';
 import type { DeviceLink, RpcOutcome } from './device-link.js';
@@ -181,8 +183,17 @@ class ExecutionRun {
   private async save(rec: ExecutionRecord, event: Extract<Command, { type: 'save' }>['event']): Promise<void> {
     const res = await this.deps.jobs.update(rec, event);
     if (!res.ok) {
-      // Someone else decided (an abort canceled it, or another worker drives it): stand down.
       const stored = await this.deps.jobs.execution(rec.jobId, rec.deviceId);
+      if (res.reason === 'aborted' && stored && !isTerminalExecutionState(stored.state)) {
+        // The job was aborted before this execution passed the point of no return (the abort's own
+        // cancel lost a race with this run, or its process died midway): it ends here, canceled.
+        const canceled = canceledRecord(stored, `job ${res.abortReason}`, new Date(this.now()).toISOString());
+        this.state = { ...this.state, record: canceled.record };
+        await this.save(canceled.record, canceled.event);
+        this.stop('job aborted');
+        return;
+      }
+      // Someone else decided (an abort canceled it, or another worker drives it): stand down.
       this.log.warn({ reason: res.reason, storedState: stored?.state, storedSeq: stored?.seq }, 'execution changed elsewhere; standing down');
       if (stored) this.state = { ...this.state, record: stored };
       this.stop(res.reason);

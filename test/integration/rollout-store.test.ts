@@ -1,14 +1,17 @@
 /**
  * The rollout's Redis steps against a real Redis and a real BullMQ queue, without devices: the
  * atomic release step under concurrent callers, the rate window, retries and skipped entries, the
- * lease, the execution update freeing slots and counting error codes, two controllers sharing a job,
- * and the sweep re-enqueueing a release whose process died before it reached the queue.
+ * lease, the execution update freeing slots and counting error codes, an aborted job's executions
+ * short of the point of no return allowed only to end, two controllers sharing a job, the sweep
+ * re-enqueueing a release whose process died before it reached the queue, and a controller finishing
+ * an abort whose process died midway.
  */
 import { randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { formatExecutionId, type ExecutionRecord, type RolloutLimits } from '../../src/protocol/index.js';
+import { cancelRemaining } from '../../src/jobs/abort.js';
 import { createExecutionQueue, type ExecutionJobData } from '../../src/queue/execution-queue.js';
 import { RATE_WINDOW_MS } from '../../src/rollout/release-decision.js';
 import { RolloutController } from '../../src/rollout/rollout-controller.js';
@@ -238,11 +241,44 @@ test('a release needs the lease when a token is given, and a running job', async
   expect(await release(jobId)).toEqual({ ok: false, reason: 'not-running' });
 });
 
+test('once a job is aborted, an execution short of the point of no return may only end; one past it goes on', async () => {
+  const jobId = await makeJob(3);
+  await finish(jobId, device(1), 'in_progress', { phase: 'downloading', installSentAt: new Date(T0).toISOString(), installAccepted: true });
+  expect(await jobs.markAborted(jobId, 'aborted by ops', new Date(T0 + 1000).toISOString())).toBe(true);
+  expect((await jobs.get(jobId))!).toMatchObject({ state: 'aborted', abortReason: 'aborted by ops', abortedAt: new Date(T0 + 1000).toISOString() });
+
+  // Device 0 (queued): a worker starting it, or sending its install, is refused with the reason.
+  const queued = (await jobs.execution(jobId, device(0)))!;
+  const starting: ExecutionRecord = { ...queued, state: 'in_progress', phase: 'preflight', seq: queued.seq + 1 };
+  expect(await jobs.update(starting, null)).toEqual({ ok: false, reason: 'aborted', abortReason: 'aborted by ops' });
+  expect(await jobs.update({ ...starting, installSentAt: new Date(T0).toISOString() }, null)).toMatchObject({ ok: false, reason: 'aborted' });
+  expect(await jobs.execution(jobId, device(0))).toEqual(queued);
+  // Its end is stored.
+  const res = await finish(jobId, device(0), 'canceled', { error: { code: 'canceled', message: 'job aborted by ops' } });
+  expect(res.ok && res.job?.counts).toMatchObject({ queued: 1, canceled: 1, in_progress: 1 });
+
+  // Device 1 had been sent the install: nothing stops it, its steps and its end are stored.
+  await finish(jobId, device(1), 'in_progress', { phase: 'installing' });
+  await finish(jobId, device(1), 'succeeded', { phase: null });
+  expect((await jobs.get(jobId))!).toMatchObject({ state: 'aborted', counts: expect.objectContaining({ succeeded: 1, canceled: 1, queued: 1 }) });
+});
+
 describe('controllers', () => {
   const controllers: RolloutController[] = [];
   const start = async (clock: FakeClock, options = {}) => {
+    const abortDeps = { jobs, queue, publisher: null, logger };
     const c = new RolloutController(
-      { redis, keys, store, queue, publisher: null, abort: () => Promise.resolve(), clock, logger },
+      {
+        redis,
+        keys,
+        store,
+        queue,
+        publisher: null,
+        abort: () => Promise.resolve(),
+        finishAbort: (jobId, reason) => cancelRemaining(abortDeps, jobId, reason),
+        clock,
+        logger,
+      },
       { sweepIntervalMs: 1000, ...options },
     );
     controllers.push(c);
@@ -286,5 +322,33 @@ describe('controllers', () => {
     expect((await queue.getJob(executionId))?.data).toEqual({ jobId, deviceId: device(0), executionId });
     expect(await store.unconfirmed(jobId, Number.MAX_SAFE_INTEGER)).toEqual([]);
     expect((await jobs.get(jobId))!.release).toMatchObject({ released: 1, inFlight: 1 });
+  });
+
+  test('an abort cut short (its process died after marking the job) is finished once its grace is over', async () => {
+    const clock = new FakeClock(T0);
+    const jobId = await makeJob(4, { maxConcurrent: 2 });
+    const c = await start(clock, { abortGraceMs: 30_000 });
+    c.poke(jobId);
+    await c.settle();
+    expect((await jobs.get(jobId))!.release).toMatchObject({ released: 2, inFlight: 2 });
+    // Device 0 got its install before the abort; the aborting process marked the job and died.
+    await finish(jobId, device(0), 'in_progress', { phase: 'downloading', installSentAt: new Date(T0).toISOString() });
+    expect(await jobs.markAborted(jobId, 'aborted by ops', new Date(T0).toISOString())).toBe(true);
+
+    c.poke(jobId);
+    await c.settle();
+    // Within the grace the abort may still be canceling them itself: nothing is touched.
+    expect((await jobs.get(jobId))!.counts).toMatchObject({ queued: 3, in_progress: 1 });
+    clock.advance(30_000);
+    await c.settle();
+    const job = (await jobs.get(jobId))!;
+    expect(job).toMatchObject({ state: 'aborted', finishedAt: null, counts: expect.objectContaining({ queued: 0, canceled: 3, in_progress: 1 }) });
+    expect(job.errorCounts).toEqual({ canceled: 3 });
+    const canceled = (await jobs.executions(jobId)).filter((e) => e.state === 'canceled');
+    expect(canceled.map((e) => [e.deviceId, e.error?.message])).toEqual([1, 2, 3].map((i) => [device(i), 'job aborted by ops']));
+    // The released one left the queue; the one past the point of no return is untouched.
+    expect(await queue.getJob(formatExecutionId(jobId, device(1)))).toBeUndefined();
+    expect((await jobs.execution(jobId, device(0)))!.state).toBe('in_progress');
+    expect(await store.activeJobs()).not.toContain(jobId);
   });
 });
