@@ -12,9 +12,10 @@
  * Returns {1, eventJSON|'', deviceJSON|'', jobHashFlat...} or {0, reason} when the write is stale or the
  * record is terminal, or {0, 'aborted', abortReason} when the job is aborted and the execution is not past
  * the point of no return (no install sent or accepted): only an end may be written then, so an abort
- * interrupted midway (its process died) or racing a worker can never let an install go out. The job hash comes back only when the execution's state changed: nothing else a
- * job summary shows (counts, error counts, slots, job state) changes, and a progress report or a phase
- * change (with its log line) is most of the writes.
+ * interrupted midway (its process died) or racing a worker can never let an install go out.
+ * The job hash comes back only when the execution's state changed: nothing else a job summary shows
+ * (counts, error counts, slots, job state) changes, and a progress report or a phase change (with its
+ * log line) is most of the writes.
  * A terminal execution updates the device's record and history in the same step, counts its error
  * code (`e:<code>`) and its canary wave result, and frees its rollout slot.
  * An execution going back to `queued` (a retry after a transient failure) frees its slot and device
