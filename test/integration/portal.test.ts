@@ -344,11 +344,19 @@ test('an operator aborts a running job through the confirm step; a device past t
   await page.click('[data-action="confirm-abort"]');
   await waitJobState(page, 'aborted');
   expect(await page.textContent('.job-view [role="status"]')).toContain('0 canceled, 1 still finishing');
+  // Why and when, for anyone who opens the job later.
+  await page.waitForSelector('[data-abort-reason]:not([hidden])');
+  expect(await page.textContent('[data-abort-reason]')).toMatch(/^Aborted at .+: aborted by \S+\./);
   // Nothing stops it: the GX finishes its update.
   await page.waitForSelector(`tr[data-device-id="${gx.deviceId}"][data-state="succeeded"]`, {
     timeout: 60_000,
   });
   await expectCompleteLog(page, job.id);
+  // A reload shows the same notice from the REST snapshot.
+  await page.reload();
+  await page.waitForSelector('[data-abort-reason]:not([hidden])');
+  expect(await page.textContent('[data-abort-reason]')).toMatch(/^Aborted at .+: aborted by \S+\.$/);
+  await page.screenshot({ path: path.join(SHOTS, 'portal-job-aborted-laptop.png') });
 }, 120_000);
 
 test('an operator uploads an image; the list shows its products, size and SHA-256', async () => {

@@ -77,6 +77,8 @@ export function jobView(ctx: AppContext, jobId: string): View {
     counts.append(el('li', { class: `state-${s}`, attrs: { 'data-count': s } }, `${humanize(s)} `, n));
   }
   const status = el('div');
+  // Why and when the job was aborted (by an operator or the rollout's rule), for whoever opens it later.
+  const abortNote = el('p', { class: 'warning', attrs: { 'data-abort-reason': '', hidden: '' } });
 
   // Devices.
   const tbody = el('tbody');
@@ -96,6 +98,7 @@ export function jobView(ctx: AppContext, jobId: string): View {
     { class: 'view job-view', attrs: { 'data-job-id': jobId } },
     el('div', { class: 'view-head' }, title, jobState, abortButton),
     firmware,
+    abortNote,
     status,
     el(
       'div',
@@ -245,6 +248,17 @@ export function jobView(ctx: AppContext, jobId: string): View {
           : 0;
     overall.set(job.state === 'completed' ? 100 : pct);
     setText(overallText, `${finished} of ${job.total} finished`);
+    const aborted = job.state === 'aborted';
+    abortNote.toggleAttribute('hidden', !aborted);
+    if (aborted) {
+      const when = job.abortedAt ? ` at ${formatDateTime(job.abortedAt)}` : '';
+      const finishing = job.counts.in_progress;
+      setText(
+        abortNote,
+        `Aborted${when}: ${job.abortReason ?? 'no reason recorded'}.` +
+          (finishing > 0 ? ` ${finishing} device${finishing === 1 ? ' is' : 's are'} past the point of no return and finishing.` : ''),
+      );
+    }
     const running = job.state === 'queued' || job.state === 'in_progress';
     abortButton?.toggleAttribute('hidden', !running);
     document.title = `${humanize(job.state)} · job ${jobId} · fleetflash`;
