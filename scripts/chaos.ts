@@ -1,7 +1,8 @@
 /**
  * `npm run chaos -- [--sites 240] [--workers 3] [--kills 6] [--time-scale 20] [--seed 7] [--logs DIR]
- *                   [--no-broker-restart] [--no-redis-restart]`
- * A fleet update over real processes while workers are SIGKILLed and the broker and Redis restart.
+ *                   [--no-broker-restart] [--no-redis-restart] [--no-abort]`
+ * A fleet update over real processes while workers are SIGKILLed, the broker and Redis restart, and the
+ * api,broker process is killed while it aborts one of the jobs.
  * Prints what happened and a JSON report; exits 1 if anything was lost, repeated or misreported.
  */
 import { parseArgs } from 'node:util';
@@ -18,6 +19,7 @@ const { values } = parseArgs({
     timeout: { type: 'string' },
     'no-broker-restart': { type: 'boolean' },
     'no-redis-restart': { type: 'boolean' },
+    'no-abort': { type: 'boolean' },
   },
 });
 const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
@@ -31,6 +33,7 @@ const report = await runChaos({
   seed: num(values.seed, DEFAULT_CHAOS.seed),
   restartBroker: !values['no-broker-restart'],
   restartRedis: !values['no-redis-restart'],
+  abortMidway: !values['no-abort'],
   logDir: values.logs,
   timeoutMs: num(values.timeout, DEFAULT_CHAOS.timeoutMs),
   progress: (line) => console.log(`[chaos] ${line}`),
@@ -47,11 +50,16 @@ console.log(
 for (const r of report.repeated.slice(0, 20)) console.log(`  repeated ${r}`);
 console.log(`succeeded ${report.succeeded} vs really on the new version ${report.onNewVersion}; mismatches ${report.mismatches.length}`);
 for (const m of report.mismatches.slice(0, 20)) console.log(`  mismatch ${m}`);
+console.log(`canceled executions whose device got the install anyway: ${report.canceledButInstalled.length}`);
+for (const c of report.canceledButInstalled.slice(0, 20)) console.log(`  canceled but installed ${c}`);
+if (report.aborted) {
+  console.log(`job aborted midway ${report.aborted.jobId}: ${report.aborted.canceledBeforeKill} canceled before its process died; at the end ${JSON.stringify(report.aborted.byState)}`);
+}
 console.log(`not compared: ${report.unobservable} executions behind a GX that never came back (the orchestrator cannot observe them; they time out)`);
 console.log(`re-attachments ${report.reattached}; queue at the end ${JSON.stringify(report.queue)}`);
 for (const x of report.stuck.slice(0, 20)) console.log(`  STUCK ${x}`);
 for (const a of report.actions) console.log(`  ${a.action} at ${(a.atMs / 1000).toFixed(1)} s → recovered in ${a.recoveryMs === null ? 'n/a (nothing in flight)' : a.recoveryMs < 0 ? 'NEVER' : `${a.recoveryMs} ms`}`);
 console.log(`wall ${(report.wallMs / 1000).toFixed(1)} s`);
 console.log(JSON.stringify(report));
-const ok = report.actions.every((a) => a.recoveryMs === null || a.recoveryMs >= 0) && report.lost === 0 && report.repeatedInstalls === 0 && report.mismatches.length === 0 && report.terminal === report.executions;
+const ok = report.actions.every((a) => a.recoveryMs === null || a.recoveryMs >= 0) && report.lost === 0 && report.repeatedInstalls === 0 && report.mismatches.length === 0 && report.canceledButInstalled.length === 0 && report.terminal === report.executions;
 process.exit(ok ? 0 : 1);

@@ -12,6 +12,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startFleet, type FaultKind, type Fleet } from '../../devices-sim/index.js';
 import { EXECUTION_QUEUE } from '../../src/queue/execution-queue.js';
+import { createKeys } from '../../src/store/keys.js';
 import { DEMO_IMAGES, imageBytes } from '../../src/demo/seed-firmware.js';
 import {
   isTerminalExecutionState,
@@ -29,6 +30,12 @@ export interface ChaosOptions {
   workerKills: number;
   restartBroker: boolean;
   restartRedis: boolean;
+  /**
+   * Launch one more job (a fifth of the largest product job's devices, released two at a time by
+   * `maxConcurrent: 2`), abort it and SIGKILL the api,broker process as soon as Redis shows the job
+   * marked aborted, while the abort is canceling its executions; then restart it. What the abort did not cancel, the store's guard and the rollout controller must.
+   */
+  abortMidway: boolean;
   timeScale: number;
   seed: number;
   faults: Partial<Record<FaultKind, number>>;
@@ -44,6 +51,7 @@ export const DEFAULT_CHAOS: ChaosOptions = {
   workerKills: 6,
   restartBroker: true,
   restartRedis: true,
+  abortMidway: true,
   timeScale: 10,
   seed: 7,
   faults: { checksumMismatch: 0.01, notUpdatable: 0.01, noResponse: 0.01, dropMidDownload: 0.03, slowLink: 0.02, returnsOldVersion: 0.005, neverReturns: 0.005 },
@@ -85,6 +93,10 @@ export interface ChaosReport {
   onNewVersion: number;
   /** Devices where "succeeded" and "really on the new version" disagree. */
   mismatches: string[];
+  /** Executions recorded `canceled` whose device nevertheless got their install request. Must be none. */
+  canceledButInstalled: string[];
+  /** The job aborted midway (`abortMidway`): its executions by state at the end, and how many were canceled when the api died. */
+  aborted: { jobId: string; byState: Record<string, number>; canceledBeforeKill: number } | null;
   /** Devices behind a GX that never came back: nothing they did can be observed, so not compared. */
   unobservable: number;
   reattached: number;
@@ -191,11 +203,24 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       totalMs: 20 * 60_000,
     };
     const jobs: JobRecord[] = [];
+    const perImage = images
+      .map((img) => ({ img, devices: all.filter((d) => img.productIds.includes(d.productId)).map((d) => d.deviceId) }))
+      .filter((x) => x.devices.length > 0);
+    // The job to abort midway: a fifth of the largest product job (never the GXs: their reboots are the
+    // harshest part of the run), in a job of its own released two at a time, so most of it still waits.
+    const products = perImage
+      .filter((x) => x.devices.length >= 16 && x.devices.every((id) => id.split('.')[1] !== 'platform'))
+      .sort((a, b) => b.devices.length - a.devices.length)[0];
+    const abortSlice = o.abortMidway && products ? products.devices.splice(0, Math.max(8, Math.ceil(products.devices.length / 5))) : [];
     const launchedAt = Date.now();
-    for (const img of images) {
-      const devices = all.filter((d) => img.productIds.includes(d.productId)).map((d) => d.deviceId);
-      if (devices.length) jobs.push((await http<{ job: JobRecord }>('POST', '/api/jobs', { firmwareId: img.id, devices, timeouts })).job);
+    for (const { img, devices } of perImage) {
+      jobs.push((await http<{ job: JobRecord }>('POST', '/api/jobs', { firmwareId: img.id, devices, timeouts })).job);
     }
+    const abortTarget = abortSlice.length
+      ? (await http<{ job: JobRecord }>('POST', '/api/jobs', { firmwareId: products!.img.id, devices: abortSlice, timeouts, rollout: { maxConcurrent: 2 } })).job
+      : null;
+    if (abortTarget) jobs.push(abortTarget);
+    let canceledBeforeKill = 0;
     const requested = jobs.reduce((n, j) => n + j.total, 0);
     say(`launched ${jobs.length} jobs, ${requested} executions`);
 
@@ -246,6 +271,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     for (let k = 0; k < o.workerKills; k++) plan.push('kill-worker');
     if (o.restartBroker) plan.splice(Math.min(2, plan.length), 0, 'restart-broker');
     if (o.restartRedis) plan.splice(Math.min(5, plan.length), 0, 'restart-redis');
+    if (abortTarget) plan.splice(Math.min(1, plan.length), 0, 'abort-kill-api');
     for (const step of plan) {
       await sleep(800 + rng() * 1500);
       const at = Date.now() - launchedAt;
@@ -259,6 +285,38 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         say(`t=${(at / 1000).toFixed(1)}s ${action.action}`);
         recoveries.push(recovery(orphans, t0).then((ms) => void (action.recoveryMs = ms), () => void (action.recoveryMs = -1)));
         await w.start();
+      } else if (step === 'abort-kill-api' && abortTarget) {
+        const keys = createKeys(common.QUEUE_PREFIX);
+        const redisClient = new Redis(common.REDIS_URL, { maxRetriesPerRequest: 3 });
+        const before = Date.now();
+        try {
+          // The response never comes: the process dies while it cancels.
+          const request = http('POST', `/api/jobs/${abortTarget.id}/abort`).catch(() => undefined);
+          while ((await redisClient.hget(keys.job(abortTarget.id), 'state')) !== 'aborted') {
+            if (Date.now() - before > 10_000) throw new Error('the abort was never marked');
+          }
+          await api.kill('SIGKILL');
+          await request;
+          const records = Object.values(await redisClient.hgetall(keys.jobExecutions(abortTarget.id))).map((v) => JSON.parse(v) as ExecutionRecord);
+          canceledBeforeKill = records.filter((e) => e.state === 'canceled').length;
+          await api.start();
+          const action: ChaosAction = {
+            action: `abort ${abortTarget.id}, SIGKILL api,broker after ${canceledBeforeKill} of ${records.length} executions canceled`,
+            atMs: at,
+            recoveryMs: null,
+          };
+          actions.push(action);
+          say(`t=${(at / 1000).toFixed(1)}s ${action.action}`);
+          // Recovered once every execution of the job has ended (the rest canceled by the guard or the rollout controller).
+          recoveries.push(
+            until(async () => !!(await http<{ job: JobRecord }>('GET', `/api/jobs/${abortTarget.id}`)).job.finishedAt, 300_000, 'the aborted job to end').then(
+              () => void (action.recoveryMs = Date.now() - before),
+              () => void (action.recoveryMs = -1),
+            ),
+          );
+        } finally {
+          redisClient.disconnect();
+        }
       } else {
         const target = step === 'restart-broker' ? api : redis;
         const before = Date.now();
@@ -271,7 +329,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       }
     }
 
-    await until(async () => (await snapshot()).jobs.every((j) => j.state === 'completed'), o.timeoutMs, 'every job to finish').catch(() => undefined);
+    await until(
+      async () => (await snapshot()).jobs.every((j) => j.state === 'completed' || (j.state === 'aborted' && j.finishedAt !== null)),
+      o.timeoutMs,
+      'every job to finish',
+    ).catch(() => undefined);
     await Promise.all(recoveries);
     const final = await snapshot();
 
@@ -316,6 +378,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         redisClient.disconnect();
       }
     })();
+    const canceledButInstalled = final.executions
+      .filter((e) => e.state === 'canceled' && f.truth.installCount(e.deviceId, e.executionId) > 0)
+      .map((e) => `${e.executionId}: ${f.truth.installCount(e.deviceId, e.executionId)} install request(s) at the device`);
+    const abortedExecutions = abortTarget ? final.executions.filter((e) => e.jobId === abortTarget.id) : [];
+    const abortedByState: Record<string, number> = {};
+    for (const e of abortedExecutions) abortedByState[e.state] = (abortedByState[e.state] ?? 0) + 1;
     const versionNow = new Map(f.devices().map((d) => [d.deviceId, d.version]));
     const mismatches: string[] = [];
     let onNewVersion = 0;
@@ -343,6 +411,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       succeeded: byState.succeeded ?? 0,
       onNewVersion,
       mismatches,
+      canceledButInstalled,
+      aborted: abortTarget ? { jobId: abortTarget.id, byState: abortedByState, canceledBeforeKill } : null,
       unobservable,
       reattached: reattach.length,
       stuck,

@@ -1,7 +1,9 @@
 /**
  * The chaos run in short form (the full one is `npm run chaos`): real processes, workers killed with
- * SIGKILL mid-update, the broker and Redis restarted. Nothing accepted may be lost, no device may get
- * a second install for one execution, and "succeeded" must mean the device really runs the new image.
+ * SIGKILL mid-update, the broker and Redis restarted, and the api,broker process killed while it aborts
+ * a job. Nothing accepted may be lost, no device may get a second install for one execution, a canceled
+ * execution's device must never have been sent its install, and "succeeded" must mean the device
+ * really runs the new image.
  */
 import { runChaos, type ChaosReport } from '../../scripts/lib/chaos.js';
 
@@ -14,6 +16,7 @@ beforeAll(async () => {
     workerKills: 2,
     restartBroker: true,
     restartRedis: true,
+    abortMidway: true,
     timeScale: 10,
     seed: 11,
     faults: { checksumMismatch: 0.03, notUpdatable: 0.03, dropMidDownload: 0.05, returnsOldVersion: 0.03 },
@@ -41,7 +44,20 @@ test('executions marked succeeded are exactly the devices that really run the ne
   expect(report.succeeded).toBeGreaterThan(0);
 });
 
+test('an abort cut short by the death of its process still holds: the rest canceled, none of them sent its install', () => {
+  expect(report.aborted).not.toBeNull();
+  const { byState, canceledBeforeKill } = report.aborted!;
+  const total = Object.values(byState).reduce((a, b) => a + b, 0);
+  // Held back two at a time, most of the job was still waiting: canceled by the abort or, after its
+  // process died, by the worker refused by the store or the rollout controller.
+  expect(byState.canceled ?? 0).toBeGreaterThan(total / 2);
+  expect(byState.canceled ?? 0).toBeGreaterThanOrEqual(canceledBeforeKill);
+  expect(byState.queued ?? 0).toBe(0);
+  expect(byState.in_progress ?? 0).toBe(0);
+  expect(report.canceledButInstalled).toEqual([]);
+});
+
 test('the chaos really happened, and every interrupted execution was taken over', () => {
-  expect(report.actions.map((a) => a.action.split(' ')[0])).toEqual(expect.arrayContaining(['SIGKILL', 'restart-broker', 'restart-redis']));
+  expect(report.actions.map((a) => a.action.split(' ')[0])).toEqual(expect.arrayContaining(['SIGKILL', 'restart-broker', 'restart-redis', 'abort']));
   for (const a of report.actions) expect(a.recoveryMs === null || a.recoveryMs >= 0).toBe(true);
 });
