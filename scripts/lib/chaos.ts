@@ -33,7 +33,8 @@ export interface ChaosOptions {
   /**
    * Launch one more job (a fifth of the largest product job's devices, released two at a time by
    * `maxConcurrent: 2`), abort it and SIGKILL the api,broker process as soon as Redis shows the job
-   * marked aborted, while the abort is canceling its executions; then restart it. What the abort did not cancel, the store's guard and the rollout controller must.
+   * marked aborted, while the abort is canceling its executions; then restart it. What the abort did
+   * not cancel, the store's guard and the rollout controller must.
    */
   abortMidway: boolean;
   timeScale: number;
