@@ -351,6 +351,8 @@ test('an operator aborts a running job through the confirm step; a device past t
   await page.waitForSelector(`tr[data-device-id="${gx.deviceId}"][data-state="succeeded"]`, {
     timeout: 60_000,
   });
+  // Finished well: no phase left in its row (the record keeps its last one, confirming).
+  expect(await page.textContent(`tr[data-device-id="${gx.deviceId}"] [data-col="phase"]`)).toBe('–');
   await expectCompleteLog(page, job.id);
   // A reload shows the same notice from the REST snapshot.
   await page.reload();

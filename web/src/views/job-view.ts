@@ -163,7 +163,9 @@ export function jobView(ctx: AppContext, jobId: string): View {
   function paintRow(row: Row, r: ExecutionRecord): void {
     setBadge(row.state, r.state);
     setAttr(row.tr, 'data-state', r.state);
-    setText(row.phase, r.phase ?? '–');
+    // Once finished, the phase says something only where it went wrong: the phase a failure or timeout hit.
+    const phaseMatters = r.state === 'in_progress' || r.state === 'failed' || r.state === 'timed_out';
+    setText(row.phase, phaseMatters ? (r.phase ?? '–') : '–');
     row.progress.set(r.progress);
     setText(row.versions, `${r.fromVersion ?? '?'} → ${r.toVersion}`);
     paintElapsed(row, r);
