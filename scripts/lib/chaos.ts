@@ -349,8 +349,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     }
     const reattach = events.filter((e) => e.message.startsWith('worker re-attached'));
 
-    const byState: Record<string, number> = {};
-    for (const e of final.executions) byState[e.state] = (byState[e.state] ?? 0) + 1;
+    const byState = countByState(final.executions);
     const terminal = final.executions.filter((e) => isTerminalExecutionState(e.state)).length;
     const repeated: string[] = [];
     let redelivered = 0;
@@ -382,9 +381,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const canceledButInstalled = final.executions
       .filter((e) => e.state === 'canceled' && f.truth.installCount(e.deviceId, e.executionId) > 0)
       .map((e) => `${e.executionId}: ${f.truth.installCount(e.deviceId, e.executionId)} install request(s) at the device`);
-    const abortedExecutions = abortTarget ? final.executions.filter((e) => e.jobId === abortTarget.id) : [];
-    const abortedByState: Record<string, number> = {};
-    for (const e of abortedExecutions) abortedByState[e.state] = (abortedByState[e.state] ?? 0) + 1;
     const versionNow = new Map(f.devices().map((d) => [d.deviceId, d.version]));
     const mismatches: string[] = [];
     let onNewVersion = 0;
@@ -413,7 +409,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       onNewVersion,
       mismatches,
       canceledButInstalled,
-      aborted: abortTarget ? { jobId: abortTarget.id, byState: abortedByState, canceledBeforeKill } : null,
+      aborted: abortTarget
+        ? { jobId: abortTarget.id, byState: countByState(final.executions.filter((e) => e.jobId === abortTarget.id)), canceledBeforeKill }
+        : null,
       unobservable,
       reattached: reattach.length,
       stuck,
@@ -428,6 +426,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     await redis.stop();
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/** Executions per state. */
+function countByState(executions: readonly ExecutionRecord[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const e of executions) out[e.state] = (out[e.state] ?? 0) + 1;
+  return out;
 }
 
 function sleep(ms: number): Promise<void> {
