@@ -245,8 +245,11 @@ async function start(
     );
     await monitor.start();
     closers.push(() => monitor.stop());
-    // An in-memory broker forgets retained state when it restarts: put it back when it is gone.
-    const restorer = new RetainedRestorer(jobs, devices, publisher, logger.child({ component: 'restore' }));
+    // An in-memory broker forgets retained state when it restarts: put it back when it is gone. A broker
+    // that keeps it gets the recent jobs again at start (what a dead predecessor may not have published).
+    const restorer = new RetainedRestorer(jobs, devices, publisher, logger.child({ component: 'restore' }), () =>
+      rolloutStore.activeJobs(),
+    );
     const restore = () => void restorer.restoreIfLost(mqtt).catch((err: Error) => logger.warn({ err }, 'retained restore failed'));
     mqtt.on('connect', restore);
     restore();

@@ -49,7 +49,8 @@ export interface Harness {
   image(productId: number): FirmwareRecord;
   /** The service's log lines when started with `captureLogs`, else empty. */
   logs: HarnessLogLine[];
-  close(): Promise<void>;
+  /** Stops fleets and service; `keepRedis` leaves the prefix's keys for a service started after it. */
+  close(options?: { keepRedis?: boolean }): Promise<void>;
 }
 
 /** Polls `check` until it returns a truthy value (state in Redis has no event to wait on). */
@@ -134,10 +135,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     return found;
   };
 
-  const close = async () => {
+  const close: Harness['close'] = async ({ keepRedis = false } = {}) => {
     for (const f of fleets) await f.stop();
     await service.close();
-    await deletePrefix(prefix);
+    if (!keepRedis) await deletePrefix(prefix);
     await rm(firmwareDir, { recursive: true, force: true });
   };
 
