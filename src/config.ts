@@ -4,6 +4,7 @@
  */
 import { ConfigError } from './errors.js';
 import type { ExecutionTimeouts } from './protocol/index.js';
+import { parseSentinels, type SentinelAddress } from './store/redis-connection.js';
 
 export const ROLES = ['api', 'broker', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -64,7 +65,12 @@ export interface Config {
   metricsPort: number | null;
   mqttServiceUser: string;
   mqttServicePassword: string;
+  /** The Redis server, or (with sentinels) the master's credentials, database and TLS. */
   redisUrl: string;
+  /** Sentinels that name the current master (`REDIS_SENTINELS`); null: `redisUrl` is the server. */
+  redisSentinels: readonly SentinelAddress[] | null;
+  redisSentinelName: string;
+  redisSentinelPassword: string | null;
   /** Prefix of every Redis key and BullMQ queue: keeps tests and deployments apart on one Redis. */
   queuePrefix: string;
   apiTokens: readonly ApiToken[];
@@ -138,6 +144,9 @@ export function parseConfig(env: Env = process.env): Readonly<Config> {
     mqttServiceUser: str(env, 'MQTT_SERVICE_USER', 'fleetflash-service'),
     mqttServicePassword,
     redisUrl: optionalUrl(env, 'REDIS_URL', ['redis:', 'rediss:']) ?? 'redis://127.0.0.1:6379',
+    redisSentinels: sentinels(env),
+    redisSentinelName: match(env, 'REDIS_SENTINEL_NAME', 'mymaster', /^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _, . or -'),
+    redisSentinelPassword: env.REDIS_SENTINEL_PASSWORD || null,
     queuePrefix: match(env, 'QUEUE_PREFIX', 'ff', /^[A-Za-z0-9_-]{1,40}$/, 'letters, digits, _ or -'),
     apiTokens: parseApiTokens(env.API_TOKENS),
     signingSecret,
@@ -246,6 +255,16 @@ function match(env: Env, name: string, fallback: string, re: RegExp, what: strin
   const v = str(env, name, fallback);
   if (!re.test(v)) throw new ConfigError(name, `must be ${what}, got "${v}"`);
   return v;
+}
+
+function sentinels(env: Env): SentinelAddress[] | null {
+  const v = env.REDIS_SENTINELS;
+  if (v === undefined || v.trim() === '') return null;
+  try {
+    return parseSentinels(v);
+  } catch (err) {
+    throw new ConfigError('REDIS_SENTINELS', (err as Error).message);
+  }
 }
 
 function optionalUrl(env: Env, name: string, protocols: string[]): string | null {

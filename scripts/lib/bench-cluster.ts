@@ -18,7 +18,7 @@ import type { BenchArgs, BrokerMode } from './bench-args.js';
 import { collectGarbage } from './bench-inspector.js';
 import { mosquittoPid, procSample, procSamples } from './bench-proc.js';
 import { SimProcess } from './bench-sim.js';
-import { freePort, ManagedProcess, ROOT } from './processes.js';
+import { freePort, ManagedProcess, ROOT, volatileRedisServer } from './processes.js';
 
 /** The machine's Mosquitto (anonymous clients allowed there, see /etc/mosquitto/mosquitto.conf). */
 export const MOSQUITTO_URL = 'mqtt://127.0.0.1:1883';
@@ -69,28 +69,6 @@ export interface Cluster {
   close(): Promise<void>;
 }
 
-function redisProcess(port: number, dir: string): ManagedProcess {
-  return new ManagedProcess(
-    `redis:${port}`,
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'no'],
-    process.env,
-    null,
-    async () => {
-      const probe = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      probe.on('error', () => undefined);
-      try {
-        await probe.connect();
-        return (await probe.ping()) === 'PONG';
-      } catch {
-        return false;
-      } finally {
-        probe.disconnect();
-      }
-    },
-  );
-}
-
 /** `src/main.ts` with `env` and extra Node flags; `ready` says when it serves. */
 function serviceProcess(name: string, env: Record<string, string>, logFile: string, nodeArgs: string[], ready: () => Promise<boolean>): ManagedProcess {
   return new ManagedProcess(name, process.execPath, [...nodeArgs, '--import', 'tsx', path.join(ROOT, 'src/main.ts')], { ...process.env, ...env }, logFile, ready);
@@ -114,7 +92,7 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
   };
   try {
     const redisPort = await freePort();
-    const redisProc = redisProcess(redisPort, workDir);
+    const redisProc = volatileRedisServer(redisPort, workDir);
     await redisProc.start();
     closers.push(() => redisProc.stop());
     const redisUrl = `redis://127.0.0.1:${redisPort}`;

@@ -7,6 +7,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -106,6 +107,34 @@ export function redisServer(port: number, dir: string, logFile: string | null): 
     process.env,
     logFile,
     () => portOpen(port),
+  );
+}
+
+/** True once the Redis (or Redis Sentinel) on `port` answers PING. */
+export function redisAnswers(port: number): () => Promise<boolean> {
+  return async () => {
+    const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    probe.on('error', () => undefined);
+    try {
+      await probe.connect();
+      return (await probe.ping()) === 'PONG';
+    } catch {
+      return false;
+    } finally {
+      probe.disconnect();
+    }
+  };
+}
+
+/** redis-server on its own port keeping nothing on disk (a benchmark's, a replica's); `args` are added. */
+export function volatileRedisServer(port: number, dir: string, args: string[] = []): ManagedProcess {
+  return new ManagedProcess(
+    `redis:${port}`,
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'no', ...args],
+    process.env,
+    null,
+    redisAnswers(port),
   );
 }
 

@@ -11,6 +11,7 @@
  */
 import aedesPersistenceRedis from 'aedes-persistence-redis';
 import type { AedesOptions } from 'aedes';
+import type { RedisOptions } from 'ioredis';
 import MQEmitterRedis from 'mqemitter-redis';
 import type { Logger } from 'pino';
 
@@ -19,27 +20,6 @@ export interface BrokerClusterBackend {
   mq: NonNullable<AedesOptions['mq']>;
   /** Disconnects the persistence, then the emitter; call after the broker closed. */
   close(): Promise<void>;
-}
-
-/** ioredis connection options from a `redis://` or `rediss://` URL (the libraries want options, not a URL). */
-export function redisOptionsFromUrl(url: string): {
-  host: string;
-  port: number;
-  username?: string;
-  password?: string;
-  db: number;
-  tls?: object;
-} {
-  const u = new URL(url);
-  const db = Number(u.pathname.replace(/^\//, '') || 0);
-  return {
-    host: u.hostname || '127.0.0.1',
-    port: Number(u.port || 6379),
-    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
-    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
-    db: Number.isInteger(db) ? db : 0,
-    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
-  };
 }
 
 /** mqemitter-redis with a channel prefix (its `MQEmitterRedisPrefix`, not in its typings). */
@@ -92,7 +72,7 @@ const UNSUBSCRIBE_COMMANDS = ['punsubscribe', 'sunsubscribe'];
  * packets ordered for `brokerId`. Its own `close()` does nothing (see below); `close` here shuts it.
  */
 export function createClusterEmitter(
-  options: ReturnType<typeof redisOptionsFromUrl>,
+  options: RedisOptions,
   namespace: string,
   brokerId: string,
   logger: Logger,
@@ -116,14 +96,13 @@ export function createClusterEmitter(
   return { mq, close: () => new Promise<void>((resolve) => closeEmitter(() => resolve())) };
 }
 
-/** Opens the persistence and the emitter on `redisUrl` under `<prefix>:mqtt:` for the broker `brokerId`. */
+/** Opens the persistence and the emitter on the Redis `options` point to, under `<prefix>:mqtt:`, for the broker `brokerId`. */
 export function createBrokerClusterBackend(
-  redisUrl: string,
+  options: RedisOptions,
   prefix: string,
   brokerId: string,
   logger: Logger,
 ): BrokerClusterBackend {
-  const options = redisOptionsFromUrl(redisUrl);
   const namespace = `${prefix}:mqtt:`;
   const persistence = aedesPersistenceRedis({ ...options, keyPrefix: namespace });
   const { mq, close: closeEmitter } = createClusterEmitter(options, namespace, brokerId, logger);

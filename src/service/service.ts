@@ -41,6 +41,7 @@ import { SiteStore } from '../store/site-store.js';
 import { DeviceLink } from '../update/device-link.js';
 import { loadCa, loadServerTls, serviceClientTls } from './tls.js';
 import { createBrokerClusterBackend } from './broker-cluster.js';
+import { redisConnectionOptions } from '../store/redis-connection.js';
 import { mountQueueDashboard } from '../admin/queue-dashboard.js';
 import { startMetricsServer } from '../metrics/metrics-server.js';
 import { mountMetricsRoute } from '../metrics/metrics-route.js';
@@ -124,7 +125,8 @@ async function start(
   // The stores' client pipelines automatically: every command issued in one event-loop iteration
   // (the scripts of hundreds of executions at fleet scale) goes out in one write. Order per
   // connection is unchanged, so the stores' semantics are too.
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true, enableAutoPipelining: true });
+  const redisOptions = redisConnectionOptions(config);
+  const redis = new Redis({ ...redisOptions, maxRetriesPerRequest: null, lazyConnect: true, enableAutoPipelining: true });
   // Its pipelines (one per tick) then leave once per event-loop iteration (every (re)connection's socket).
   redis.on('connect', () => coalesceWrites(redis.stream));
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
@@ -164,7 +166,7 @@ async function start(
     const brokerId = config.brokerId ?? randomUUID();
     const cluster =
       config.brokerCluster === 'redis'
-        ? createBrokerClusterBackend(config.redisUrl, config.queuePrefix, brokerId, logger.child({ component: 'broker-cluster' }))
+        ? createBrokerClusterBackend(redisOptions, config.queuePrefix, brokerId, logger.child({ component: 'broker-cluster' }))
         : null;
     if (cluster) closers.push(() => cluster.close());
     broker = await createBroker({

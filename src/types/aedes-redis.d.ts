@@ -4,21 +4,13 @@
  */
 declare module 'aedes-persistence-redis' {
   import type { AedesOptions } from 'aedes';
+  import type { RedisOptions } from 'ioredis';
 
-  interface AedesPersistenceRedisOptions {
-    host?: string;
-    port?: number;
-    username?: string;
-    password?: string;
-    db?: number;
-    tls?: object;
+  interface AedesPersistenceRedisOptions extends RedisOptions {
     /** ioredis' prefix for every key it touches. */
     keyPrefix?: string;
     /** Offline messages delivered on a client's CONNECT at most (default 1000). */
     maxSessionDelivery?: number;
-    sentinels?: { host: string; port: number }[];
-    name?: string;
-    lazyConnect?: boolean;
   }
 
   type AedesPersistence = NonNullable<AedesOptions['persistence']> & {

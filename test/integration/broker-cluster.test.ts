@@ -5,7 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { createClusterEmitter, redisOptionsFromUrl } from '../../src/service/broker-cluster.js';
+import { createClusterEmitter } from '../../src/service/broker-cluster.js';
+import { redisOptionsFromUrl } from '../../src/store/redis-connection.js';
 
 interface Packet {
   topic: string;
