@@ -9,6 +9,7 @@
  * `<prefix>:mqtt:<topic>`): Redis pub/sub ignores the database number, so without the channel prefix
  * two deployments on one Redis would receive each other's messages.
  */
+import { createRequire } from 'node:module';
 import aedesPersistenceRedis from 'aedes-persistence-redis';
 import type { AedesOptions } from 'aedes';
 import type { RedisOptions } from 'ioredis';
@@ -104,7 +105,12 @@ export function createBrokerClusterBackend(
   logger: Logger,
 ): BrokerClusterBackend {
   const namespace = `${prefix}:mqtt:`;
-  const persistence = aedesPersistenceRedis({ ...options, keyPrefix: namespace });
+  // The persistence's connection is opened here, with its own copy of ioredis, only to hear its
+  // errors: left to itself it has no listener, and every failed reconnect (Redis restarting, a
+  // failover) printed an "Unhandled error event" stack trace to stderr.
+  const conn = new (persistenceIoredis())({ ...options, keyPrefix: namespace });
+  conn.on('error', (err: Error) => logger.warn({ err: err.message }, 'broker persistence connection error'));
+  const persistence = aedesPersistenceRedis({ conn });
   const { mq, close: closeEmitter } = createClusterEmitter(options, namespace, brokerId, logger);
   return {
     persistence,
@@ -118,4 +124,10 @@ export function createBrokerClusterBackend(
       await closeEmitter();
     },
   };
+}
+
+/** The ioredis class aedes-persistence-redis itself loads (its dependency may be another major than ours). */
+function persistenceIoredis(): new (options: RedisOptions) => { on(event: 'error', listener: (err: Error) => void): unknown } {
+  const here = createRequire(import.meta.url);
+  return createRequire(here.resolve('aedes-persistence-redis'))('ioredis') as ReturnType<typeof persistenceIoredis>;
 }

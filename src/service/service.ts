@@ -222,6 +222,8 @@ async function start(
   closers.push(() => publisher.flush());
 
   const queue = createExecutionQueue(queueRedis, config.queuePrefix);
+  // Without a listener BullMQ prints its connection's errors (Redis restarting, a failover) to stderr.
+  queue.on('error', (err) => logger.warn({ err: err.message }, 'queue connection error'));
   closers.push(() => queue.close());
   metrics.watchQueue(queue);
   const readiness = async () => {

@@ -11,6 +11,8 @@ declare module 'aedes-persistence-redis' {
     keyPrefix?: string;
     /** Offline messages delivered on a client's CONNECT at most (default 1000). */
     maxSessionDelivery?: number;
+    /** A connection to use instead of opening one (an ioredis instance of its own ioredis version). */
+    conn?: unknown;
   }
 
   type AedesPersistence = NonNullable<AedesOptions['persistence']> & {

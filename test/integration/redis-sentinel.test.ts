@@ -1,12 +1,14 @@
 /**
  * Redis through Sentinel (`REDIS_SENTINELS`, `REDIS_SENTINEL_NAME`): a private master, its replica and
  * one sentinel, all real `redis-server` processes. The service is given an unreachable `REDIS_URL` host,
- * so everything it does goes to the master the sentinel names; when the master is killed, the sentinel
- * promotes the replica and the service carries on with it, no restart.
+ * so everything it does (stores, queue, and the broker cluster: `BROKER_CLUSTER=redis`) goes to the master
+ * the sentinel names; when the master is killed, the sentinel promotes the replica and the service
+ * carries on with it, no restart, its connection errors logged rather than printed as unhandled.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { jest } from '@jest/globals';
 import { Redis } from 'ioredis';
 import type { JobRecord } from '../../src/protocol/index.js';
 import { createKeys } from '../../src/store/keys.js';
@@ -112,6 +114,7 @@ test('the service reaches Redis through the sentinel and follows a failover', as
       REDIS_URL: 'redis://127.0.0.1:1',
       REDIS_SENTINELS: `127.0.0.1:${ports.sentinel}`,
       REDIS_SENTINEL_NAME: GROUP,
+      BROKER_CLUSTER: 'redis',
     },
   });
   const fleet = await h.addFleet({
@@ -131,6 +134,8 @@ test('the service reaches Redis through the sentinel and follows a failover', as
   const keys = createKeys(h.service.config.queuePrefix);
   expect(await query(ports.master, (r) => r.exists(keys.job(first.id)))).toBe(1);
 
+  // Libraries print connection errors nobody listens to ("Unhandled error event") to stderr.
+  const printed = jest.spyOn(console, 'error');
   await master.kill('SIGKILL');
   await waitFor(
     () =>
@@ -155,4 +160,6 @@ test('the service reaches Redis through the sentinel and follows a failover', as
   expect(second.counts.succeeded).toBe(solar.length);
   expect(await query(ports.replica, (r) => r.exists(keys.job(second.id)))).toBe(1);
   await waitFor(async () => (await fetch(`${h!.base}/readyz`)).ok, 10_000, 'readiness after the failover');
+  expect(printed.mock.calls.map((c) => String(c[0])).filter((m) => /unhandled/i.test(m))).toEqual([]);
+  printed.mockRestore();
 }, 120_000);
