@@ -20,7 +20,8 @@ export interface AbortDeps {
   logger: Logger;
 }
 
-type CancelOutcome = 'canceled' | 'in-flight' | 'finished';
+/** `ended-canceled`: it had already ended canceled for this very reason (by its worker, see driver.ts). */
+type CancelOutcome = 'canceled' | 'in-flight' | 'finished' | 'ended-canceled';
 
 /** Stored writes that lose a race before a cancel gives up: each loss is a worker's step, and there are few before the install. */
 const CANCEL_ATTEMPTS = 5;
@@ -44,7 +45,7 @@ export function canceledRecord(rec: ExecutionRecord, reason: string, now: string
 async function tryCancel(deps: AbortDeps, found: ExecutionRecord, reason: string, now: string): Promise<CancelOutcome> {
   let rec: ExecutionRecord | null = found;
   for (let attempt = 0; rec && attempt < CANCEL_ATTEMPTS; attempt++) {
-    if (isTerminalExecutionState(rec.state)) return 'finished';
+    if (isTerminalExecutionState(rec.state)) return endedOutcome(rec, reason);
     if (rec.installSentAt || rec.installAccepted) return 'in-flight';
     const { record, event } = canceledRecord(rec, reason, now);
     const res = await deps.jobs.update(record, event);
@@ -62,7 +63,11 @@ async function tryCancel(deps: AbortDeps, found: ExecutionRecord, reason: string
   }
   // Still racing a worker that is not past the point of no return: once the job is aborted, the
   // store refuses its next step and it cancels the execution itself (driver.ts).
-  return rec && isTerminalExecutionState(rec.state) ? 'finished' : 'in-flight';
+  return rec && isTerminalExecutionState(rec.state) ? endedOutcome(rec, reason) : 'in-flight';
+}
+
+function endedOutcome(rec: ExecutionRecord, reason: string): CancelOutcome {
+  return rec.state === 'canceled' && rec.error?.message === reason ? 'ended-canceled' : 'finished';
 }
 
 /**
@@ -79,7 +84,8 @@ export async function cancelRemaining(
   let inFlight = 0;
   for (const rec of await deps.jobs.executions(jobId)) {
     const outcome = await tryCancel(deps, rec, `job ${reason}`, now);
-    if (outcome === 'canceled') canceled++;
+    // An execution whose worker found the job aborted and canceled it itself counts as canceled too.
+    if (outcome === 'canceled' || outcome === 'ended-canceled') canceled++;
     else if (outcome === 'in-flight') inFlight++;
   }
   return { canceled, inFlight };
@@ -125,7 +131,9 @@ export async function cancelExecution(deps: AbortDeps, jobId: string, deviceId: 
       { executionId: rec.executionId },
     );
   }
-  if (outcome === 'finished') throw new ConflictError('execution_finished', `execution ${rec.executionId} has already ended`);
+  if (outcome === 'finished' || outcome === 'ended-canceled') {
+    throw new ConflictError('execution_finished', `execution ${rec.executionId} has already ended`);
+  }
   deps.logger.warn({ jobId, deviceId, by }, 'execution canceled');
   return (await deps.jobs.execution(jobId, deviceId))!;
 }

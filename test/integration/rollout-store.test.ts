@@ -3,8 +3,8 @@
  * atomic release step under concurrent callers, the rate window, retries and skipped entries, the
  * lease, the execution update freeing slots and counting error codes, an aborted job's executions
  * short of the point of no return allowed only to end, two controllers sharing a job, the sweep
- * re-enqueueing a release whose process died before it reached the queue, and a controller finishing
- * an abort whose process died midway.
+ * re-enqueueing a release whose process died before it reached the queue, a controller finishing an
+ * abort whose process died midway, and what an abort counts as canceled.
  */
 import { randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
@@ -261,6 +261,19 @@ test('once a job is aborted, an execution short of the point of no return may on
   await finish(jobId, device(1), 'in_progress', { phase: 'installing' });
   await finish(jobId, device(1), 'succeeded', { phase: null });
   expect((await jobs.get(jobId))!).toMatchObject({ state: 'aborted', counts: expect.objectContaining({ succeeded: 1, canceled: 1, queued: 1 }) });
+});
+
+test('an abort counts as canceled what a worker canceled for it, not what ended otherwise', async () => {
+  const jobId = await makeJob(4);
+  // Before the abort: device 1 got its install, device 2 was canceled on its own. Device 3 waits.
+  await finish(jobId, device(1), 'in_progress', { phase: 'downloading', installSentAt: new Date(T0).toISOString() });
+  await finish(jobId, device(2), 'canceled', { error: { code: 'canceled', message: 'canceled by operator-1' } });
+  expect(await jobs.markAborted(jobId, 'aborted by ops', new Date(T0).toISOString())).toBe(true);
+  // Device 0: its worker's next step was refused and it canceled the execution itself (driver.ts).
+  await finish(jobId, device(0), 'canceled', { error: { code: 'canceled', message: 'job aborted by ops' } });
+  const abortDeps = { jobs, queue, publisher: null, logger };
+  expect(await cancelRemaining(abortDeps, jobId, 'aborted by ops')).toEqual({ canceled: 2, inFlight: 1 });
+  expect((await jobs.execution(jobId, device(3)))!.state).toBe('canceled');
 });
 
 describe('controllers', () => {
