@@ -2,7 +2,7 @@
  * How every Redis connection of the service is opened: one endpoint (`REDIS_URL`), or the current
  * master of a Sentinel-monitored group (`REDIS_SENTINELS`, `REDIS_SENTINEL_NAME`), so that a failover
  * moves the stores, the queue and the broker cluster to the new master without a restart. ioredis asks
- * the sentinels for the master on every (re)connection and follows `+switch-master`.
+ * the sentinels for the master on every (re)connection and checks that the server it reaches is one.
  */
 import type { RedisOptions } from 'ioredis';
 
