@@ -4,14 +4,13 @@
  * abort whose cancels were stored and never published. The next api process republishes its recent
  * jobs when it starts, so a page or an MQTT reader subscribing afterwards gets the stored state.
  */
-import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import mqtt from 'mqtt';
 import { canceledRecord } from '../../src/jobs/abort.js';
 import type { ExecutionRecord, JobRecord } from '../../src/protocol/index.js';
 import { JobStore } from '../../src/store/job-store.js';
 import { createKeys } from '../../src/store/keys.js';
 import { startHarness, waitFor, type Harness } from '../helpers/service-harness.js';
+import { StatusWatcher } from '../helpers/status-watcher.js';
 
 let a: Harness | undefined;
 let b: Harness | undefined;
@@ -21,42 +20,22 @@ afterAll(async () => {
   await b?.close();
 });
 
-/** A job's records as a new subscriber gets them: retained, or published since (the newest of each). */
+/** A job's records as a page opened now gets them (a browser subscriber: retained, or published since). */
 async function retainedOf(
   h: Harness,
   jobId: string,
   devices: number,
 ): Promise<{ job: JobRecord; executions: Map<string, ExecutionRecord> }> {
-  const client = await mqtt.connectAsync(h.service.mqttUrl, {
-    username: h.service.config.mqttServiceUser,
-    password: h.service.config.mqttServicePassword,
-    clientId: `svc-test-${randomBytes(4).toString('hex')}`,
-    protocolVersion: 4,
-  });
+  const watcher = await StatusWatcher.connect(h.base, h.viewerToken, jobId);
   try {
-    let job: JobRecord | null = null;
-    const executions = new Map<string, ExecutionRecord>();
-    client.on('message', (topic, payload) => {
-      if (!payload.length) return;
-      if (topic.endsWith('/status')) {
-        const r = JSON.parse(payload.toString()) as JobRecord;
-        if (!job || job.seq < r.seq) job = r;
-      } else {
-        const r = JSON.parse(payload.toString()) as ExecutionRecord;
-        if ((executions.get(r.deviceId)?.seq ?? -1) < r.seq) executions.set(r.deviceId, r);
-      }
-    });
-    await client.subscribeAsync([`fleetflash/jobs/${jobId}/status`, `fleetflash/jobs/${jobId}/devices/+`], {
-      qos: 1,
-    });
-    const found = await waitFor(
-      () => (job && executions.size === devices ? job : null),
+    const job = await waitFor(
+      () => (watcher.job && watcher.latest.size === devices ? watcher.job : null),
       5000,
       'the retained records',
     );
-    return { job: found, executions };
+    return { job, executions: watcher.latest };
   } finally {
-    await client.endAsync();
+    await watcher.close();
   }
 }
 
