@@ -16,6 +16,7 @@ import { createKeys } from '../../src/store/keys.js';
 import { DEMO_IMAGES, imageBytes } from '../../src/demo/seed-firmware.js';
 import {
   isTerminalExecutionState,
+  parseDeviceId,
   type DeviceRecord,
   type ExecutionRecord,
   type FirmwareRecord,
@@ -210,7 +211,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // The job to abort midway: a fifth of the largest product job (never the GXs: their reboots are the
     // harshest part of the run), in a job of its own released two at a time, so most of it still waits.
     const products = perImage
-      .filter((x) => x.devices.length >= 16 && x.devices.every((id) => id.split('.')[1] !== 'platform'))
+      .filter((x) => x.devices.length >= 16 && x.devices.every((id) => parseDeviceId(id)?.service !== 'platform'))
       .sort((a, b) => b.devices.length - a.devices.length)[0];
     const abortSlice = o.abortMidway && products ? products.devices.splice(0, Math.max(8, Math.ceil(products.devices.length / 5))) : [];
     const launchedAt = Date.now();
