@@ -73,13 +73,27 @@ export function startExecutionWorker(opts: ExecutionWorkerOptions): ExecutionWor
     if (job) publisher.job(job);
     opts.logger.debug({ jobId: record.jobId, deviceId: record.deviceId, state: record.state }, 'execution had already ended; its end published again');
   };
+  /**
+   * The queue job of an ended execution completes only once the broker has acknowledged the end's
+   * publishes. Completing it first left a window (the rest of an event-loop iteration, longer on a
+   * slow link) in which a worker killed after BullMQ heard of the end took the unsent publishes with
+   * it, and no page was ever told. Not acknowledged (this worker is shutting down, or a publish
+   * failed): the queue job goes back to waiting, and whoever takes it publishes the end again.
+   */
+  const completeOncePublished = async (record: ExecutionRecord, since: number, job: Job<ExecutionJobData>, token?: string): Promise<string> => {
+    if (await opts.driver.publisher.acknowledged(since, handover.signal)) return record.state;
+    opts.logger.info({ jobId: record.jobId, deviceId: record.deviceId, state: record.state }, 'execution ended but its publishes were not acknowledged; handed back');
+    await job.moveToWait(token);
+    throw new WaitingError();
+  };
   const processor = async (job: Job<ExecutionJobData>, token?: string): Promise<string> => {
     const { jobId, deviceId } = job.data;
     const record = await opts.jobs.execution(jobId, deviceId);
     if (!record) return 'missing';
+    const since = opts.driver.publisher.mark();
     if (isTerminalExecutionState(record.state)) {
       await publishEnd(record);
-      return record.state;
+      return completeOncePublished(record, since, job, token);
     }
     // A queue job of an earlier attempt (the execution was re-queued for a retry since): not ours to run.
     if (job.id !== releaseQueueId(record.executionId, record.retries ?? 0)) return 'superseded';
@@ -96,7 +110,7 @@ export function startExecutionWorker(opts: ExecutionWorkerOptions): ExecutionWor
         await job.moveToWait(token);
         throw new WaitingError();
       }
-      return final.state;
+      return await completeOncePublished(final, since, job, token);
     } finally {
       active--;
     }

@@ -29,10 +29,15 @@ export type PublishLatencyObserver = (kind: StatusTopicKind, seconds: number) =>
 export class StatusPublisher {
   private readonly pendingJobs = new Map<string, JobRecord>();
   private timer: NodeJS.Timeout | null = null;
-  /** Ids of publishes not yet acknowledged (or failed), and who waits for some of them ({@link flush}). */
+  /** Ids of publishes not yet acknowledged (or failed). */
   private readonly inflight = new Set<number>();
   private nextId = 0;
-  private waiters: { ids: Set<number>; resolve: () => void }[] = [];
+  /** No publish with a lower id is outstanding (ids only grow, so this only moves forward). */
+  private oldestPending = 0;
+  /** The newest publish that failed (-1: none). */
+  private lastFailedId = -1;
+  /** Who waits for every publish up to `upTo` to settle ({@link acknowledged}), oldest first. */
+  private waiters: AckWaiter[] = [];
   /** Highest seq published per job/execution topic, so a late (stale) record is never sent after a newer one. */
   private readonly published = new Map<string, number>();
 
@@ -76,9 +81,34 @@ export class StatusPublisher {
   /** Publishes what is queued and waits until the broker has acknowledged everything sent so far. */
   async flush(): Promise<void> {
     this.flushJobs();
-    if (this.inflight.size === 0) return;
-    const ids = new Set(this.inflight);
-    await new Promise<void>((resolve) => this.waiters.push({ ids, resolve }));
+    await this.acknowledged();
+  }
+
+  /** A mark for {@link acknowledged}: publishes from here on. */
+  mark(): number {
+    return this.nextId;
+  }
+
+  /**
+   * Waits until every publish sent so far has been acknowledged by the broker (QoS 1 PUBACK, or
+   * routed when in-process) or has failed; job summaries still queued for their interval are not
+   * waited for. True when none of those sent since `since` (a {@link mark}) failed; false when one
+   * did, or when `signal` aborts the wait first.
+   */
+  acknowledged(since = 0, signal?: AbortSignal): Promise<boolean> {
+    if (this.inflight.size === 0) return Promise.resolve(this.lastFailedId < since);
+    if (signal?.aborted) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const onAbort = () => resolve(false);
+      this.waiters.push({
+        upTo: this.nextId - 1,
+        release: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(this.lastFailedId < since);
+        },
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   /** Records `seq` for `topic` unless an equal or newer one was published already. */
@@ -106,8 +136,10 @@ export class StatusPublisher {
     this.inflight.add(id);
     const done = (err?: Error) => {
       try {
-        if (err) this.logger.warn({ err, topic }, 'status publish failed');
-        else this.onAcked?.(kind, Number(process.hrtime.bigint() - started) / 1e9);
+        if (err) {
+          this.logger.warn({ err, topic }, 'status publish failed');
+          this.lastFailedId = Math.max(this.lastFailedId, id);
+        } else this.onAcked?.(kind, Number(process.hrtime.bigint() - started) / 1e9);
       } finally {
         this.settled(id);
       }
@@ -122,12 +154,16 @@ export class StatusPublisher {
 
   private settled(id: number): void {
     this.inflight.delete(id);
-    if (this.waiters.length === 0) return;
-    this.waiters = this.waiters.filter((w) => {
-      w.ids.delete(id);
-      if (w.ids.size > 0) return true;
-      w.resolve();
-      return false;
-    });
+    while (this.oldestPending < this.nextId && !this.inflight.has(this.oldestPending)) this.oldestPending++;
+    // Waiters are in the order of their `upTo`: release those with nothing older outstanding.
+    let released = 0;
+    while (released < this.waiters.length && this.waiters[released].upTo < this.oldestPending) this.waiters[released++].release();
+    if (released > 0) this.waiters = this.waiters.slice(released);
   }
+}
+
+interface AckWaiter {
+  /** Released once no publish up to this id is outstanding. */
+  upTo: number;
+  release: () => void;
 }

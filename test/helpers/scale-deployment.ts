@@ -39,8 +39,8 @@ export interface ScaleOptions {
   env?: Record<string, string>;
   /** Extra environment of api instance `i`. */
   apiEnv?: (i: number) => Record<string, string>;
-  /** Extra environment of worker `i` (default: MQTT_URL of api `i % apis`). */
-  workerEnv?: (i: number) => Record<string, string>;
+  /** Extra environment of worker `i` (default: MQTT_URL of api `i % apis`), given the started api instances. */
+  workerEnv?: (i: number, apis: readonly ApiInstance[]) => Record<string, string>;
 }
 
 export interface ScaleDeployment {
@@ -128,7 +128,7 @@ export async function startScaleDeployment(options: ScaleOptions): Promise<Scale
         ROLE: 'worker',
         METRICS_PORT: String(metricsPort),
         ...(api ? { MQTT_URL: api.mqttUrl, PUBLIC_URL: api.base } : {}),
-        ...options.workerEnv?.(i),
+        ...options.workerEnv?.(i, apis),
       };
       workers.push({ name, proc: serviceProcess(main, name, env, path.join(tmp, `${name}.log`), readyz(metricsPort)), metricsPort });
     }

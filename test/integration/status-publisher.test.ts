@@ -3,7 +3,8 @@
  * retained records published in-process as the broker itself: flush() resolves once every publish
  * made before it is acknowledged (what shutdown and the retained restorer rely on), a stale record is
  * never sent after a newer one, a subscriber gets every record and log line in order, and a failed
- * publish is logged without holding flush() up.
+ * publish is logged without holding flush() up. acknowledged() (what a worker waits for before it
+ * completes an ended execution's queue job) tells whether everything since a mark went through.
  */
 import { pino } from 'pino';
 import type { MqttClient } from 'mqtt';
@@ -98,6 +99,28 @@ describe.each([
     await publisher.flush();
   });
 
+  test('acknowledged() resolves once every publish sent before it is acknowledged: true, none failed', async () => {
+    const publisher = new StatusPublisher(client, logger, 100, (kind) => acked.push(kind), retainedSink());
+    const since = publisher.mark();
+    for (let i = 1; i <= 30; i++) publisher.execution(record(i, i));
+    publisher.event(event(1));
+    expect(acked).toHaveLength(0);
+    expect(await publisher.acknowledged(since)).toBe(true);
+    expect(acked.filter((k) => k === 'execution')).toHaveLength(30);
+    expect(acked.filter((k) => k === 'event')).toHaveLength(1);
+  });
+
+  test('acknowledged() answers false when its signal aborts before the acknowledgements arrive', async () => {
+    const publisher = new StatusPublisher(client, logger, 100, (kind) => acked.push(kind), retainedSink());
+    publisher.event(event(1));
+    const shutdown = new AbortController();
+    const answer = publisher.acknowledged(publisher.mark(), shutdown.signal);
+    shutdown.abort();
+    expect(await answer).toBe(false);
+    await publisher.flush();
+    expect(acked).toEqual(['event']);
+  });
+
   test('a record older than one already published is not sent', async () => {
     const publisher = new StatusPublisher(client, logger, 100, (kind) => acked.push(kind), retainedSink());
     publisher.execution(record(100, 60));
@@ -154,8 +177,12 @@ test('a publish that fails is logged and does not hold flush() up', async () => 
   const gone = await broker.connect('tcp', 'svc', 'status-publisher-gone');
   await gone.endAsync();
   const publisher = new StatusPublisher(gone, logger, 100, (kind) => acked.push(kind));
+  const since = publisher.mark();
   publisher.execution(record(1, 0));
   await publisher.flush();
   expect(acked).toEqual([]);
   expect(logs.filter((l) => l.msg === 'status publish failed')).toHaveLength(1);
+  // What waits for the acknowledgements learns that one of its publishes was lost; a later mark does not.
+  expect(await publisher.acknowledged(since)).toBe(false);
+  expect(await publisher.acknowledged(publisher.mark())).toBe(true);
 });
