@@ -127,7 +127,11 @@ test('500 devices over two clustered brokers and three workers; a worker killed 
   // sites and workers attached to the other broker).
   const expected = new Map(final.executions.map((e) => [e.deviceId, e]));
   for (const w of watchers) {
-    await waitFor(() => [...expected.values()].every((e) => w.latest.get(e.deviceId)?.seq === e.seq), 15_000, `final states on ${w.url}`);
+    const behind = () => [...expected.values()].filter((e) => w.latest.get(e.deviceId)?.seq !== e.seq);
+    await waitFor(() => behind().length === 0, 15_000, `final states on ${w.url}`).catch((err: Error) => {
+      const seen = (e: ExecutionRecord) => `${e.deviceId}: stored ${e.state} seq ${e.seq}, seen ${w.latest.get(e.deviceId)?.state} seq ${w.latest.get(e.deviceId)?.seq}`;
+      throw new Error(`${err.message} (${behind().length} behind; ${behind().slice(0, 5).map(seen).join('; ')})`);
+    });
     for (const [deviceId, e] of expected) expect(w.latest.get(deviceId)).toMatchObject({ state: e.state, seq: e.seq, progress: 100 });
   }
 }, 170_000);
