@@ -17,6 +17,7 @@ import { formatExecutionId } from '../protocol/index.js';
 import type { ExecutionJobData } from '../queue/execution-queue.js';
 import type { StatusPublisher } from '../status/status-publisher.js';
 import type { Keys } from '../store/keys.js';
+import type { ReplicaWatch } from '../store/replica-watch.js';
 import type { Clock, ClockTimer } from './clock.js';
 import { releaseQueueId } from './queue-ids.js';
 import { decideRelease, type ReleaseDecision } from './release-decision.js';
@@ -55,6 +56,8 @@ export interface RolloutControllerDeps {
   abort: (jobId: string, reason: string) => Promise<unknown>;
   /** Cancels what an aborted job still has short of the point of no return (abort.ts `cancelRemaining`). */
   finishAbort: (jobId: string, reason: string) => Promise<{ canceled: number; inFlight: number }>;
+  /** Moves the subscription after a failover behind one endpoint (replica-watch.ts). */
+  replicas?: ReplicaWatch;
   clock: Clock;
   logger: Logger;
 }
@@ -75,6 +78,7 @@ export class RolloutController {
   private readonly runs = new Map<string, Run>();
   private readonly wakes = new Map<string, { at: number; timer: ClockTimer }>();
   private subscriber: Redis | null = null;
+  private unfollow: (() => void) | null = null;
   private sweepTimer: ClockTimer | null = null;
   private sweeping: Promise<void> | null = null;
   private closed = false;
@@ -96,6 +100,7 @@ export class RolloutController {
     this.subscriber = sub;
     sub.on('error', (err: Error) => this.deps.logger.warn({ err: err.message }, 'rollout subscriber error'));
     sub.on('message', (_channel: string, jobId: string) => this.poke(jobId));
+    this.unfollow = this.deps.replicas?.follow(sub) ?? null;
     await sub.subscribe(this.deps.keys.rolloutChannel());
     this.sweep();
   }
@@ -140,6 +145,7 @@ export class RolloutController {
     await this.settle();
     const sub = this.subscriber;
     this.subscriber = null;
+    this.unfollow?.();
     if (sub) await sub.quit().catch(() => sub.disconnect());
   }
 

@@ -15,6 +15,7 @@ import type { AedesOptions } from 'aedes';
 import type { RedisOptions } from 'ioredis';
 import MQEmitterRedis from 'mqemitter-redis';
 import type { Logger } from 'pino';
+import type { Reconnectable, ReplicaWatch } from '../store/replica-watch.js';
 
 export interface BrokerClusterBackend {
   persistence: NonNullable<AedesOptions['persistence']>;
@@ -71,19 +72,22 @@ const UNSUBSCRIBE_COMMANDS = ['punsubscribe', 'sunsubscribe'];
 /**
  * The emitter alone: mqemitter-redis on the Redis `options` point to, channels under `namespace`,
  * packets ordered for `brokerId`. Its own `close()` does nothing (see below); `close` here shuts it.
+ * Its two connections (publishing, subscribed) never write: `replicas` moves them after a failover
+ * behind one endpoint (replica-watch.ts).
  */
 export function createClusterEmitter(
   options: RedisOptions,
   namespace: string,
   brokerId: string,
   logger: Logger,
+  replicas?: ReplicaWatch,
 ): { mq: BrokerClusterBackend['mq']; close(): Promise<void> } {
   const Prefixed = (MQEmitterRedis as unknown as { MQEmitterRedisPrefix: PrefixedEmitterCtor })
     .MQEmitterRedisPrefix;
-  const mq = orderedEmitter(
-    new Prefixed(namespace, { ...options, autoPipeliningIgnoredCommands: UNSUBSCRIBE_COMMANDS }),
-    brokerId,
-  );
+  const inner = new Prefixed(namespace, { ...options, autoPipeliningIgnoredCommands: UNSUBSCRIBE_COMMANDS });
+  const mq = orderedEmitter(inner, brokerId);
+  const { pubConn, subConn } = inner as unknown as Record<'pubConn' | 'subConn', Reconnectable>;
+  const unfollow = [pubConn, subConn].map((conn) => replicas?.follow(conn));
   // mqemitter-redis reports connection errors on `state`; ioredis reconnects by itself.
   (mq as unknown as { state: NodeJS.EventEmitter }).state.on('error', (err: Error) =>
     logger.warn({ err: err.message }, 'broker cluster pub/sub connection error'),
@@ -94,7 +98,13 @@ export function createClusterEmitter(
   const emitter = mq as unknown as { close(cb?: () => void): void };
   const closeEmitter = emitter.close.bind(emitter);
   emitter.close = (cb) => void (cb && process.nextTick(cb));
-  return { mq, close: () => new Promise<void>((resolve) => closeEmitter(() => resolve())) };
+  return {
+    mq,
+    close: () => {
+      for (const stop of unfollow) stop?.();
+      return new Promise<void>((resolve) => closeEmitter(() => resolve()));
+    },
+  };
 }
 
 /** Opens the persistence and the emitter on the Redis `options` point to, under `<prefix>:mqtt:`, for the broker `brokerId`. */
@@ -103,6 +113,7 @@ export function createBrokerClusterBackend(
   prefix: string,
   brokerId: string,
   logger: Logger,
+  replicas?: ReplicaWatch,
 ): BrokerClusterBackend {
   const namespace = `${prefix}:mqtt:`;
   // The persistence's connection is opened here, with its own copy of ioredis, only to hear its
@@ -111,7 +122,7 @@ export function createBrokerClusterBackend(
   const conn = new (persistenceIoredis())({ ...options, keyPrefix: namespace });
   conn.on('error', (err: Error) => logger.warn({ err: err.message }, 'broker persistence connection error'));
   const persistence = aedesPersistenceRedis({ conn });
-  const { mq, close: closeEmitter } = createClusterEmitter(options, namespace, brokerId, logger);
+  const { mq, close: closeEmitter } = createClusterEmitter(options, namespace, brokerId, logger, replicas);
   return {
     persistence,
     mq,

@@ -42,6 +42,7 @@ import { DeviceLink } from '../update/device-link.js';
 import { loadCa, loadServerTls, serviceClientTls } from './tls.js';
 import { createBrokerClusterBackend } from './broker-cluster.js';
 import { redisConnectionOptions } from '../store/redis-connection.js';
+import { ReplicaWatch } from '../store/replica-watch.js';
 import { mountQueueDashboard } from '../admin/queue-dashboard.js';
 import { startMetricsServer } from '../metrics/metrics-server.js';
 import { mountMetricsRoute } from '../metrics/metrics-route.js';
@@ -125,7 +126,11 @@ async function start(
   // The stores' client pipelines automatically: every command issued in one event-loop iteration
   // (the scripts of hundreds of executions at fleet scale) goes out in one write. Order per
   // connection is unchanged, so the stores' semantics are too.
-  const redisOptions = redisConnectionOptions(config);
+  // A write refused as a replica's (a failover behind one endpoint): the connection reconnects by
+  // itself; the connections that only listen are moved by the watch (replica-watch.ts).
+  const replicas = new ReplicaWatch(logger);
+  closers.push(async () => replicas.stop());
+  const redisOptions = redisConnectionOptions(config, replicas.refused);
   const redis = new Redis({ ...redisOptions, maxRetriesPerRequest: null, lazyConnect: true, enableAutoPipelining: true });
   // Its pipelines (one per tick) then leave once per event-loop iteration (every (re)connection's socket).
   redis.on('connect', () => coalesceWrites(redis.stream));
@@ -166,7 +171,7 @@ async function start(
     const brokerId = config.brokerId ?? randomUUID();
     const cluster =
       config.brokerCluster === 'redis'
-        ? createBrokerClusterBackend(redisOptions, config.queuePrefix, brokerId, logger.child({ component: 'broker-cluster' }))
+        ? createBrokerClusterBackend(redisOptions, config.queuePrefix, brokerId, logger.child({ component: 'broker-cluster' }), replicas)
         : null;
     if (cluster) closers.push(() => cluster.close());
     broker = await createBroker({
@@ -361,6 +366,7 @@ async function start(
         publisher,
         abort: (jobId, reason) => abortJob({ jobs, queue, publisher, logger }, jobId, 'rollout', reason),
         finishAbort: (jobId, reason) => cancelRemaining({ jobs, queue, publisher, logger }, jobId, reason),
+        replicas,
         clock,
         logger: logger.child({ component: 'rollout' }),
       },

@@ -3,6 +3,13 @@
  * master of a Sentinel-monitored group (`REDIS_SENTINELS`, `REDIS_SENTINEL_NAME`), so that a failover
  * moves the stores, the queue and the broker cluster to the new master without a restart. ioredis asks
  * the sentinels for the master on every (re)connection and checks that the server it reaches is one.
+ *
+ * A failover behind one endpoint (a DNS name or virtual IP that moves to the new master, as managed
+ * Redis services do, or a master demoted by hand with `REPLICAOF`) can leave connections open to the
+ * old master, now a replica, which refuses every write with `READONLY`. Such a connection reconnects
+ * (reaching whatever the endpoint names now) and sends the refused command again: Redis refused it
+ * before running any of it, so it runs once. Connections that never write follow through
+ * replica-watch.ts.
  */
 import type { RedisOptions } from 'ioredis';
 
@@ -47,12 +54,20 @@ export function redisOptionsFromUrl(url: string): {
 /**
  * Connection options for `endpoint`. With sentinels, `redisUrl` still gives the master's credentials,
  * database and TLS (`rediss://`, then the sentinels are spoken to over TLS too); its host is unused.
+ * `onReadOnly` is told each time a connection made with them is refused a write as a replica's.
  */
-export function redisConnectionOptions(endpoint: RedisEndpoint): RedisOptions {
+export function redisConnectionOptions(endpoint: RedisEndpoint, onReadOnly?: () => void): RedisOptions {
   const { host, port, ...rest } = redisOptionsFromUrl(endpoint.redisUrl);
-  if (!endpoint.redisSentinels) return { host, port, ...rest };
+  const reconnectOnError = (err: Error): 2 | false => {
+    if (!err.message.startsWith('READONLY')) return false;
+    onReadOnly?.();
+    // 2: reconnect, then send the refused command again.
+    return 2;
+  };
+  if (!endpoint.redisSentinels) return { host, port, ...rest, reconnectOnError };
   return {
     ...rest,
+    reconnectOnError,
     sentinels: endpoint.redisSentinels.map((s) => ({ host: s.host, port: s.port })),
     name: endpoint.redisSentinelName,
     ...(endpoint.redisSentinelPassword ? { sentinelPassword: endpoint.redisSentinelPassword } : {}),

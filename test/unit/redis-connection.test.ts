@@ -1,4 +1,4 @@
-/** Redis connection settings: `REDIS_URL` alone, or the sentinels naming the master. */
+/** Redis connection settings: `REDIS_URL` alone, or the sentinels naming the master; what a READONLY refusal does. */
 import { parseConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 import { redisConnectionOptions } from '../../src/store/redis-connection.js';
@@ -28,6 +28,7 @@ test('without sentinels the URL is the server', () => {
     username: 'app',
     password: 's@cret',
     db: 2,
+    reconnectOnError: expect.any(Function),
   });
 });
 
@@ -52,8 +53,20 @@ test('with sentinels the master is asked for; the URL keeps credentials, databas
     tls: {},
     enableTLSForSentinelMode: true,
     sentinelTLS: {},
+    reconnectOnError: expect.any(Function),
   });
   expect(parseConfig({ ...BASE, REDIS_SENTINELS: '127.0.0.1:26379' }).redisSentinelName).toBe('mymaster');
+});
+
+test("a write refused as a replica's (READONLY) reconnects and is sent again; other errors do not", () => {
+  for (const env of [{}, { REDIS_SENTINELS: '127.0.0.1:26379' }]) {
+    let told = 0;
+    const { reconnectOnError } = redisConnectionOptions(parseConfig({ ...BASE, ...env }), () => told++);
+    expect(reconnectOnError?.(new Error("READONLY You can't write against a read only replica."))).toBe(2);
+    expect(reconnectOnError?.(new Error('ERR unknown command'))).toBe(false);
+    expect(reconnectOnError?.(new Error('NOSCRIPT No matching script'))).toBe(false);
+    expect(told).toBe(1);
+  }
 });
 
 test('bad sentinel settings are refused with the variable named', () => {
