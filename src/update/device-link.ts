@@ -131,12 +131,28 @@ export class DeviceLink {
     this.leaving.set(portalId, left);
   }
 
-  /** Calls a method on a site; the site must be watched so its answers are subscribed. */
+  /**
+   * Calls a method on a site; the site must be watched so its answers are subscribed.
+   *
+   * A request whose caller gave up (its `timeoutMs` ran out) never reaches the device afterwards: an
+   * install nobody waits for any more would start an update nobody supervises. mqtt.js keeps QoS 1
+   * publishes made while disconnected, and those not acknowledged when the connection dropped, and
+   * sends them after the reconnect, however late: a request still unacknowledged at its deadline is
+   * withdrawn from mqtt.js' store.
+   */
   call(portalId: string, method: string, params: unknown, timeoutMs: number): Promise<RpcOutcome> {
     const rpcId = `${this.idBase}-${(this.counter++).toString(36)}`;
     return new Promise<RpcOutcome>((resolve) => {
+      let gaveUp = false;
+      /** The request's message id while the broker has not acknowledged it. */
+      let unacked: number | null = null;
       const timer = setTimeout(() => {
+        gaveUp = true;
         this.pending.delete(rpcId);
+        if (unacked !== null) {
+          this.mqtt.removeOutgoingMessage(unacked);
+          this.logger.info({ portalId, method, rpcId }, 'rpc request withdrawn unacknowledged: it will not be sent again');
+        }
         resolve({ ok: false, timeout: true });
       }, timeoutMs);
       this.pending.set(rpcId, (msg) => {
@@ -145,14 +161,18 @@ export class DeviceLink {
         this.pending.delete(rpcId);
         resolve(msg.kind === 'result' ? { ok: true, result: msg.result } : { ok: false, error: msg.error });
       });
-      this.mqtt.publish(
-        rpcInTopic(portalId, rpcId),
-        JSON.stringify({ method, params }),
-        { qos: 1 },
-        (err) => {
-          if (err) this.logger.warn({ err, portalId, method }, 'rpc publish failed');
-        },
-      );
+      let settled = false;
+      const before = this.mqtt.getLastMessageId();
+      this.mqtt.publish(rpcInTopic(portalId, rpcId), JSON.stringify({ method, params }), { qos: 1 }, (err) => {
+        settled = true;
+        unacked = null;
+        if (err && !gaveUp) this.logger.warn({ err, portalId, method }, 'rpc publish failed');
+      });
+      // The id is taken at once (sent, or stored while disconnected), unless mqtt.js is replaying its
+      // store after a reconnect: the request then leaves with that replay, moments later, and cannot
+      // be withdrawn.
+      const id = this.mqtt.getLastMessageId();
+      if (!settled && id !== before) unacked = id;
     });
   }
 

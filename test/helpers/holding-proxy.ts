@@ -11,6 +11,8 @@ import { startTcpForwarder } from './tcp-forwarder.js';
 export interface HoldingProxy {
   /** Points the proxy at the broker on `port` (127.0.0.1) and returns the URL clients use instead. */
   forward(port: number): string;
+  /** Cuts the link: closes every connection and refuses new ones until the next {@link forward}. */
+  cut(): void;
   /** The publishes held back so far. */
   readonly held: IPublishPacket[];
   close(): Promise<void>;
@@ -32,6 +34,10 @@ export async function startHoldingProxy(hold: (packet: IPublishPacket) => boolea
     forward(brokerPort) {
       forwarder.target = brokerPort;
       return `mqtt://127.0.0.1:${forwarder.port}`;
+    },
+    cut() {
+      forwarder.target = null;
+      forwarder.drop();
     },
     close: () => forwarder.close(),
   };

@@ -11,6 +11,8 @@ export interface TcpForwarder {
   readonly port: number;
   /** Where new connections go (null: refused). */
   target: number | null;
+  /** Closes every connection made so far (the endpoint keeps listening). */
+  drop(): void;
   close(): Promise<void>;
 }
 
@@ -39,8 +41,11 @@ export async function startTcpForwarder(
   const forwarder: TcpForwarder = {
     port: (server.address() as net.AddressInfo).port,
     target,
-    async close() {
+    drop() {
       for (const s of sockets) s.destroy();
+    },
+    async close() {
+      forwarder.drop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
