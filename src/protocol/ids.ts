@@ -69,6 +69,12 @@ export function formatExecutionId(jobId: string, deviceId: string): string {
   return `${jobId}.${deviceId}`;
 }
 
+/** The job and device of an execution id (`<jobId>.<deviceId>`; job ids contain no dot). */
+export function parseExecutionId(executionId: string): { jobId: string; deviceId: string } {
+  const dot = executionId.indexOf('.');
+  return { jobId: executionId.slice(0, dot), deviceId: executionId.slice(dot + 1) };
+}
+
 /** A new job id: time-ordered base36 plus randomness. */
 export function newJobId(now: number = Date.now()): string {
   let rand = '';

@@ -8,6 +8,8 @@ import {
   emptyCounts,
   EXECUTION_STATES,
   isTerminalExecutionState,
+  parseDeviceId,
+  parseExecutionId,
   type DeviceRecord,
   type HistoryEntry,
   type LastUpdate,
@@ -63,10 +65,16 @@ export type UpdateResult =
   /** The job is aborted and this execution is not past the point of no return: only its end may be stored. */
   | { ok: false; reason: 'aborted'; abortReason: string };
 
+/** Who holds a lock an execution asked for: another execution on its device, or on a device of its site that may not update alongside it. */
+export interface LockHolder {
+  executionId: string;
+  scope: 'device' | 'site';
+}
+
 type ScriptRedis = Redis & {
   ffUpdateExecution(...args: string[]): Promise<unknown[]>;
   ffAppendEvent(...args: string[]): Promise<string>;
-  ffAcquireLock(...args: string[]): Promise<string>;
+  ffAcquireLock(...args: (string | number)[]): Promise<string[]>;
   ffStealLock(...args: string[]): Promise<number>;
   ffAbortJob(...args: string[]): Promise<number>;
 };
@@ -77,7 +85,8 @@ function withScripts(redis: Redis): ScriptRedis {
   if (typeof r.ffUpdateExecution !== 'function') {
     redis.defineCommand('ffUpdateExecution', { numberOfKeys: 9, lua: UPDATE_EXECUTION });
     redis.defineCommand('ffAppendEvent', { numberOfKeys: 2, lua: APPEND_EVENT });
-    redis.defineCommand('ffAcquireLock', { numberOfKeys: 1, lua: ACQUIRE_LOCK });
+    // The number of keys comes first in each call: the site's locks vary.
+    redis.defineCommand('ffAcquireLock', { lua: ACQUIRE_LOCK });
     redis.defineCommand('ffStealLock', { numberOfKeys: 1, lua: STEAL_LOCK });
     redis.defineCommand('ffAbortJob', { numberOfKeys: 1, lua: ABORT_JOB });
   }
@@ -234,17 +243,38 @@ export class JobStore {
   }
 
   /**
-   * Takes the per-device lock for an execution. Returns null when taken, or the execution id holding it.
-   * A holder whose execution is terminal or gone is replaced: the lock outlives nothing it guards.
+   * Takes the per-device lock for an execution. Returns null when taken, else who holds it: another
+   * execution on the device, or one on a device of the same site that may not update alongside it.
+   * A GX and the products behind it never update at once: the GX flashes its products itself, and
+   * its own update reboots it, which would cut a product's flash short. Products among themselves
+   * do not exclude each other. A holder whose execution is terminal or gone is replaced (or freed,
+   * for another device's lock): a lock outlives nothing it guards.
    */
-  async acquireDeviceLock(deviceId: string, executionId: string, jobIdOf: (executionId: string) => string): Promise<string | null> {
+  async acquireDeviceLock(deviceId: string, executionId: string): Promise<LockHolder | null> {
     const key = this.keys.deviceLock(deviceId);
-    const holder = await this.redis.ffAcquireLock(key, executionId);
-    if (holder === '') return null;
-    const rec = await this.execution(jobIdOf(holder), deviceId);
-    const dead = !rec || ['succeeded', 'failed', 'timed_out', 'rejected', 'canceled'].includes(rec.state);
-    if (dead && (await this.redis.ffStealLock(key, holder, executionId)) === 1) return null;
-    return holder;
+    const site = await this.siteLocks(deviceId);
+    // Twice at most: once more after freeing a dead holder's lock on another device of the site.
+    for (let attempt = 0; ; attempt++) {
+      const [scope, holder, holderKey] = await this.redis.ffAcquireLock(1 + site.length, key, ...site, executionId);
+      if (scope === undefined) return null;
+      const held = parseExecutionId(holder);
+      const rec = await this.execution(held.jobId, held.deviceId);
+      const dead = !rec || isTerminalExecutionState(rec.state);
+      if (!dead || attempt > 0) return { executionId: holder, scope: scope === 'site' ? 'site' : 'device' };
+      if (scope !== 'site') return (await this.redis.ffStealLock(key, holder, executionId)) === 1 ? null : { executionId: holder, scope: 'device' };
+      await this.redis.ffStealLock(holderKey, holder, '');
+    }
+  }
+
+  /** Lock keys of the devices of `deviceId`'s site that may not update alongside it. */
+  private async siteLocks(deviceId: string): Promise<string[]> {
+    const address = parseDeviceId(deviceId);
+    if (!address) return [];
+    const platform = address.service === 'platform';
+    const others = (await this.redis.smembers(this.keys.siteDevices(address.portalId))).filter(
+      (id) => id !== deviceId && (parseDeviceId(id)?.service === 'platform') !== platform,
+    );
+    return others.map((id) => this.keys.deviceLock(id));
   }
 
   async deviceLockHolder(deviceId: string): Promise<string | null> {

@@ -114,20 +114,31 @@ return ev
 `;
 
 /**
- * KEYS: device lock. ARGV: executionId.
- * Returns '' when this execution holds the lock (now or already), else the holder's execution id.
+ * KEYS: the device's lock, then the locks of the devices of its site that may not update alongside it
+ * (the GX for a product; the products for the GX). ARGV: executionId.
+ * Returns {} when this execution holds the device's lock (now or already); {'device', holder} when
+ * another execution holds it; {'site', holder, key} when none of that but another execution holds one
+ * of the site's locks (then the device's lock is not taken).
  */
 export const ACQUIRE_LOCK = `
-if redis.call('SET', KEYS[1], ARGV[1], 'NX') then return '' end
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then return '' end
-return holder
+local own = redis.call('GET', KEYS[1])
+if own == ARGV[1] then return {} end
+if own then return {'device', own} end
+for i = 2, #KEYS do
+  local holder = redis.call('GET', KEYS[i])
+  if holder then return {'site', holder, KEYS[i]} end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return {}
 `;
 
-/** KEYS: device lock. ARGV: expected holder, new holder. Replaces a dead holder atomically. */
+/**
+ * KEYS: device lock. ARGV: expected holder, new holder ('' to free it). Replaces (or frees) a dead
+ * holder's lock atomically.
+ */
 export const STEAL_LOCK = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2])
+  if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2]) end
   return 1
 end
 return 0

@@ -140,8 +140,8 @@ class ExecutionRun {
   private async execute(c: Command): Promise<void> {
     switch (c.type) {
       case 'acquire-lock': {
-        const holder = await this.deps.jobs.acquireDeviceLock(this.state.record.deviceId, this.state.record.executionId, jobIdOf);
-        this.queue.push(holder ? { type: 'lock-denied', holder } : { type: 'lock-acquired' });
+        const holder = await this.deps.jobs.acquireDeviceLock(this.state.record.deviceId, this.state.record.executionId);
+        this.queue.push(holder ? { type: 'lock-denied', holder: holder.executionId, scope: holder.scope } : { type: 'lock-acquired' });
         return;
       }
       case 'rpc-status':
@@ -258,11 +258,6 @@ function isBehind(a: Extract<MachineEvent, { type: 'progress' }>, b: Extract<Mac
   const pa = PHASES.indexOf(a.phase);
   const pb = PHASES.indexOf(b.phase);
   return pa < pb || (pa === pb && a.progress < b.progress);
-}
-
-/** Execution ids are `<jobId>.<deviceId>`; job ids contain no dot. */
-export function jobIdOf(executionId: string): string {
-  return executionId.slice(0, executionId.indexOf('.'));
 }
 
 function statusEvent(o: RpcOutcome): MachineEvent {

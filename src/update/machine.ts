@@ -25,7 +25,8 @@ export type MachineEvent =
   /** A worker took the execution: fresh (queued) or re-attaching (in_progress). */
   | { type: 'start' }
   | { type: 'lock-acquired' }
-  | { type: 'lock-denied'; holder: string }
+  /** `scope`: the device itself is updating (`device`), or the GX of its site or a product behind that GX (`site`). */
+  | { type: 'lock-denied'; holder: string; scope: 'device' | 'site' }
   | { type: 'status'; status: DeviceStatus }
   /** The device answered `firmware.status` with an error (e.g. `device-offline` while rebooting). */
   | { type: 'status-error'; error: ErrorInfo }
@@ -86,11 +87,11 @@ export const MAX_INSTALL_TRIES = 2;
 /** How many unanswered status requests in preflight (with doubling pauses) before giving up. */
 export const MAX_PREFLIGHT_STATUS_TRIES = 4;
 /**
- * Failures that say "not now" rather than "never": the device or its site was not reachable. Before
- * the point of no return they end the attempt and re-queue the execution under the job's retry
- * policy; after it nothing is ever retried.
+ * Failures that say "not now" rather than "never": the device or its site was not reachable, or
+ * another device of the site was updating (`site-busy`). Before the point of no return they end the
+ * attempt and re-queue the execution under the job's retry policy; after it nothing is ever retried.
  */
-export const TRANSIENT_FAILURE_CODES: ReadonlySet<string> = new Set(['device-offline', 'device-unreachable', 'timeout-preflight']);
+export const TRANSIENT_FAILURE_CODES: ReadonlySet<string> = new Set(['device-offline', 'device-unreachable', 'timeout-preflight', 'site-busy']);
 
 const PHASE_TIMEOUT_KEY: Record<Phase, keyof ExecutionTimeouts> = {
   preflight: 'preflightMs',
@@ -118,10 +119,13 @@ export function transition(state: MachineState, event: MachineEvent, ctx: Machin
       m.cmd({ type: 'rpc-status' });
       return m.done();
     case 'lock-denied':
-      return m.finish('rejected', {
-        code: 'device-busy',
-        message: `device is already updating in execution ${event.holder}`,
-      });
+      // The site is busy only for as long as another device of it updates: tried again under the retry policy.
+      return event.scope === 'site'
+        ? m.finishOrRetry('rejected', {
+            code: 'site-busy',
+            message: `a GX and the devices behind it never update at once; execution ${event.holder} is updating on this site`,
+          })
+        : m.finish('rejected', { code: 'device-busy', message: `device is already updating in execution ${event.holder}` });
     case 'status':
       return state.timeoutCheck ? onStatusAfterTimeout(m, event.status, state.timeoutCheck) : onStatus(m, event.status);
     case 'status-error':

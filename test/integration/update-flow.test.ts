@@ -39,6 +39,12 @@ async function finished(jobId: string, timeoutMs = 30_000): Promise<{ job: JobRe
   );
 }
 
+/** The job's one execution as the API serves it. */
+async function finishedOrRunning(jobId: string): Promise<ExecutionRecord> {
+  const res = await h.api(`/api/jobs/${jobId}`);
+  return ((await res.json()) as { executions: ExecutionRecord[] }).executions[0];
+}
+
 async function events(jobId: string): Promise<JobEvent[]> {
   const res = await h.api(`/api/jobs/${jobId}/events?after=0`);
   return ((await res.json()) as { events: JobEvent[] }).events;
@@ -174,6 +180,28 @@ test('a device already updating in another job gets a rejected execution, never 
   expect(rejected.error?.code).toBe('device-busy');
   expect(rejected.installAccepted).toBe(false);
   expect(fleet.truth.installsAccepted(device.deviceId)).toBe(1);
+});
+
+test.each([
+  ['a product behind the GX', 'solarcharger', 'platform'],
+  ['the GX', 'platform', 'solarcharger'],
+])('while %s updates, the other side of the site waits (site-busy) and updates after it', async (_name, firstService, secondService) => {
+  // Slow enough to launch the second job while the first device updates.
+  const site = await h.addFleet({ sites: 1, salt: `site-busy-${firstService}`, timeScale: 50, mix: { vebus: 0, solarcharger: 1, battery: 0 } });
+  const [first, second] = [firstService, secondService].map((service) => deviceOf(site, service));
+  const retry = { maxAttempts: 10, backoffMs: 200 };
+  const firstJob = await launch(h.image(first.productId).id, [first.deviceId], { allowSameVersion: true });
+  await waitFor(async () => (await finishedOrRunning(firstJob.id)).installAccepted, 10_000, 'the first update to start');
+  const secondJob = await launch(h.image(second.productId).id, [second.deviceId], { allowSameVersion: true, retry });
+  const [a, b] = await Promise.all([finished(firstJob.id, 60_000), finished(secondJob.id, 60_000)]);
+  expect([a.executions[0].state, b.executions[0].state]).toEqual(['succeeded', 'succeeded']);
+  expect(b.executions[0].retries ?? 0).toBeGreaterThanOrEqual(1);
+  expect((await events(secondJob.id)).some((e) => e.message.includes('(site-busy)'))).toBe(true);
+  // Ground truth: the second device accepted its install only once the first had finished.
+  const [x] = site.truth.executions().filter((e) => e.jobId === firstJob.id);
+  const [y] = site.truth.executions().filter((e) => e.jobId === secondJob.id);
+  expect(x.finishedAt).not.toBeNull();
+  expect(y.acceptedAt).toBeGreaterThanOrEqual(x.finishedAt!);
 });
 
 describe('faults', () => {

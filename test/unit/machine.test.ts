@@ -80,7 +80,7 @@ describe('update state machine', () => {
   const table: [string, ExecutionRecord, MachineEvent, ExecutionRecord['state'], Phase | null, Command['type'][]][] = [
     ['fresh start enters preflight and takes the lock', record(), { type: 'start' }, 'in_progress', 'preflight', ['save', 'arm-timer', 'acquire-lock']],
     ['lock acquired asks the device', inPreflight(), { type: 'lock-acquired' }, 'in_progress', 'preflight', ['rpc-status']],
-    ['lock denied rejects', inPreflight(), { type: 'lock-denied', holder: 'jother.x' }, 'rejected', 'preflight', ['save', 'clear-timers', 'done']],
+    ['lock denied rejects', inPreflight(), { type: 'lock-denied', holder: 'jother.x', scope: 'device' }, 'rejected', 'preflight', ['save', 'clear-timers', 'done']],
     ['idle compatible device gets the install', inPreflight(), { type: 'status', status: status() }, 'in_progress', 'preflight', ['save', 'rpc-install']],
     ['busy device rejects', inPreflight(), { type: 'status', status: status({ busy: true }, { executionId: 'jzzz.other' }) }, 'rejected', 'preflight', ['done']],
     ['other product rejects', inPreflight(), { type: 'status', status: status({ productId: 0x2780 }) }, 'rejected', 'preflight', ['done']],
@@ -252,6 +252,9 @@ describe('retries of transient failures before the point of no return', () => {
     ['install refused offline after two sends (one may have landed) → rejected', sent(), { type: 'install-refused', error: offline }, { installTries: 2 }, 'rejected', 0, 'device-offline'],
     ['install refused 1342 (not updatable) is permanent', sent(), { type: 'install-refused', error: { code: '1342', message: 'not updatable' } }, { installTries: 1 }, 'rejected', 0, '1342'],
     ['install refused busy stays device-busy, rejected', sent(), { type: 'install-refused', error: { code: 'busy', message: 'waiting for a task' } }, { installTries: 1 }, 'rejected', 0, 'device-busy'],
+    ['the device updating in another execution → rejected device-busy, not retried', inPreflight(), { type: 'lock-denied', holder: 'jother.x', scope: 'device' }, {}, 'rejected', 0, 'device-busy'],
+    ['another device of the site updating (GX or product) → re-queued site-busy', inPreflight(), { type: 'lock-denied', holder: 'jother.x', scope: 'site' }, {}, 'queued', 1, 'site-busy'],
+    ['site-busy on the last attempt → rejected', inPreflight({ retries: 2 }), { type: 'lock-denied', holder: 'jother.x', scope: 'site' }, {}, 'rejected', 2, 'site-busy'],
     ['the last attempt finishes', inPreflight({ retries: 2 }), { type: 'timer', name: 'phase' }, {}, 'timed_out', 2, 'timeout-preflight'],
     ['a failure after acceptance is never retried', accepted(), { type: 'device-failed', error: { code: 'download-failed', message: 'dropped' } }, {}, 'failed', 0, 'download-failed'],
     ['a phase timeout after acceptance is never retried', accepted('downloading'), { type: 'status-timeout' }, { timeoutCheck: 'phase' }, 'timed_out', 0, 'timeout-downloading'],
