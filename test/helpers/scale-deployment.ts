@@ -14,8 +14,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { build } from 'esbuild';
 import { DEMO_IMAGES, imageBytes } from '../../src/demo/seed-firmware.js';
-import type { FirmwareRecord } from '../../src/protocol/index.js';
+import { portalIdsFor, startFleet, type Fleet } from '../../devices-sim/index.js';
+import type { DeviceRecord, FirmwareRecord } from '../../src/protocol/index.js';
 import { freePort, ManagedProcess, redisServer, ROOT } from '../../scripts/lib/processes.js';
+import { SMARTSOLAR } from './api-fixtures.js';
+import { waitFor } from './service-harness.js';
 
 export interface ApiInstance {
   name: string;
@@ -43,6 +46,16 @@ export interface ScaleOptions {
   workerEnv?: (i: number, apis: readonly ApiInstance[]) => Record<string, string>;
 }
 
+export interface SolarFleetOptions {
+  sites: number;
+  solarPerSite: number;
+  seed: number;
+  salt: string;
+  timeScale: number;
+  /** How long the inventory may take (default 20 s). */
+  inventoryMs?: number;
+}
+
 export interface ScaleDeployment {
   redisUrl: string;
   prefix: string;
@@ -56,6 +69,11 @@ export interface ScaleDeployment {
   uploadImage(api: ApiInstance, productId: number): Promise<FirmwareRecord>;
   /** Registers sites through `api`; returns their secrets. */
   registerSites(api: ApiInstance, portalIds: string[]): Promise<Map<string, string>>;
+  /**
+   * Registers `sites` sites through `api` and connects them to its broker, each with `solarPerSite`
+   * SmartSolar chargers and nothing else; resolves once `api`'s inventory lists every one online.
+   */
+  connectSolarFleet(api: ApiInstance, options: SolarFleetOptions): Promise<{ fleet: Fleet; solar: string[] }>;
   close(): Promise<void>;
 }
 
@@ -140,6 +158,17 @@ export async function startScaleDeployment(options: ScaleOptions): Promise<Scale
     throw err;
   }
 
+  const registerSites: ScaleDeployment['registerSites'] = async (api, portalIds) => {
+    const secrets = new Map<string, string>();
+    for (let i = 0; i < portalIds.length; i += 1000) {
+      const r = await call<{ sites: { portalId: string; secret: string }[] }>(api, 'POST', '/api/sites', {
+        sites: portalIds.slice(i, i + 1000).map((portalId) => ({ portalId })),
+      });
+      for (const s of r.sites) secrets.set(s.portalId, s.secret);
+    }
+    return secrets;
+  };
+
   const call = async <T>(api: ApiInstance, method: string, pathname: string, body?: unknown, token = operatorToken): Promise<T> => {
     const headers: Record<string, string> = { authorization: `Bearer ${token}` };
     let payload: BodyInit | undefined;
@@ -170,15 +199,25 @@ export async function startScaleDeployment(options: ScaleOptions): Promise<Scale
       const q = new URLSearchParams({ version: spec.version, products: spec.productIds.map((p) => p.toString(16)).join(','), name: spec.name });
       return (await call<{ firmware: FirmwareRecord }>(api, 'POST', `/api/firmware?${q}`, imageBytes(spec.name, spec.version, spec.sizeBytes))).firmware;
     },
-    async registerSites(api, portalIds) {
-      const secrets = new Map<string, string>();
-      for (let i = 0; i < portalIds.length; i += 1000) {
-        const r = await call<{ sites: { portalId: string; secret: string }[] }>(api, 'POST', '/api/sites', {
-          sites: portalIds.slice(i, i + 1000).map((portalId) => ({ portalId })),
-        });
-        for (const s of r.sites) secrets.set(s.portalId, s.secret);
-      }
-      return secrets;
+    registerSites,
+    async connectSolarFleet(api, o) {
+      const secrets = await registerSites(api, portalIdsFor(o.sites, o.seed, o.salt));
+      const fleet = await startFleet({
+        url: api.mqttUrl,
+        sites: o.sites,
+        seed: o.seed,
+        portalIdSalt: o.salt,
+        timeScale: o.timeScale,
+        mix: { vebus: 0, solarcharger: o.solarPerSite, battery: 0 },
+        credentials: (id) => secrets.get(id) ?? '',
+      });
+      const solar = fleet.devices().filter((x) => x.productId === SMARTSOLAR).map((x) => x.deviceId);
+      await waitFor(async () => {
+        const { devices } = await call<{ devices: DeviceRecord[] }>(api, 'GET', '/api/devices');
+        const ready = new Set(devices.filter((x) => x.online && x.version).map((x) => x.deviceId));
+        return solar.every((id) => ready.has(id));
+      }, o.inventoryMs ?? 20_000, `the inventory of ${solar.length} chargers on ${api.name}`);
+      return { fleet, solar };
     },
     close,
   };

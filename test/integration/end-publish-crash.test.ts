@@ -5,14 +5,13 @@
  * processes on a private Redis (one api,broker, two workers); worker 1 reaches the broker through a
  * proxy that never delivers its publishes of ended device records, worker 2 starts once worker 1 is dead.
  */
-import { portalIdsFor, startFleet, type Fleet } from '../../devices-sim/index.js';
+import type { Fleet } from '../../devices-sim/index.js';
 import { isTerminalExecutionState, parseFleetflashTopic, type ExecutionRecord, type JobRecord } from '../../src/protocol/index.js';
 import { startHoldingProxy, type HoldingProxy } from '../helpers/holding-proxy.js';
+import { SMARTSOLAR } from '../helpers/api-fixtures.js';
 import { startScaleDeployment, type ScaleDeployment } from '../helpers/scale-deployment.js';
 import { waitFor } from '../helpers/service-harness.js';
 import { StatusWatcher } from '../helpers/status-watcher.js';
-
-const SMARTSOLAR = 0xa058;
 
 let proxy: HoldingProxy;
 let d: ScaleDeployment;
@@ -43,23 +42,10 @@ afterAll(async () => {
 test('a worker killed before the broker acknowledged an execution end: the worker taking over publishes it', async () => {
   const [api] = d.apis;
   const image = await d.uploadImage(api, SMARTSOLAR);
-  const [portalId] = portalIdsFor(1, 3, 'end-publish');
-  const secrets = await d.registerSites(api, [portalId]);
-  fleet = await startFleet({
-    url: api.mqttUrl,
-    sites: 1,
-    seed: 3,
-    portalIdSalt: 'end-publish',
-    timeScale: 1000,
-    mix: { vebus: 0, solarcharger: 3, battery: 0 },
-    credentials: (id) => secrets.get(id) ?? '',
-  });
-  const devices = fleet.devices().filter((x) => x.productId === SMARTSOLAR).map((x) => x.deviceId);
+  const connected = await d.connectSolarFleet(api, { sites: 1, solarPerSite: 3, seed: 3, salt: 'end-publish', timeScale: 1000 });
+  fleet = connected.fleet;
+  const devices = connected.solar;
   expect(devices).toHaveLength(3);
-  await waitFor(async () => {
-    const { devices: inventory } = await d.call<{ devices: { deviceId: string; online: boolean; version: string | null }[] }>(api, 'GET', '/api/devices');
-    return devices.every((id) => inventory.some((x) => x.deviceId === id && x.online && x.version));
-  }, 20_000, 'the inventory');
 
   const { job } = await d.call<{ job: JobRecord }>(api, 'POST', '/api/jobs', { firmwareId: image.id, devices });
   watcher = await StatusWatcher.connect(api.base, d.viewerToken, job.id);

@@ -10,58 +10,40 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import { createKeys } from '../../src/store/keys.js';
-import { freePort, ManagedProcess, volatileRedisServer } from '../../scripts/lib/processes.js';
 import { jobFinished, launchJob, solarChargers } from '../helpers/rollout-helpers.js';
+import { queryRedis, startRedisPair, type RedisPair } from '../helpers/redis-pair.js';
 import { startHarness, waitFor, type Harness } from '../helpers/service-harness.js';
 import { startTcpForwarder, type TcpForwarder } from '../helpers/tcp-forwarder.js';
 
 const PROBE = 'failover-test-probe';
 let tmp: string;
-let ports: { old: number; next: number };
-let oldMaster: ManagedProcess;
-let nextMaster: ManagedProcess;
+let redis: RedisPair;
 let endpoint: TcpForwarder;
 let h: Harness | undefined;
 
-async function query<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> {
-  const r = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, connectionName: PROBE });
-  try {
-    return await fn(r);
-  } finally {
-    r.disconnect();
-  }
-}
-
 /** Clients of the Redis on `port` other than replication links and this test's probe: the service's. */
 function serviceClients(port: number): Promise<string[]> {
-  return query(port, async (r) =>
-    String(await r.client('LIST'))
-      .split('\n')
-      .filter((line) => line && !line.includes(`name=${PROBE}`) && !/ flags=[^ ]*[MS]/.test(line)),
+  return queryRedis(
+    port,
+    async (r) =>
+      String(await r.client('LIST'))
+        .split('\n')
+        .filter((line) => line && !line.includes(`name=${PROBE}`) && !/ flags=[^ ]*[MS]/.test(line)),
+    PROBE,
   );
 }
 
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'ff-endpoint-'));
-  ports = { old: await freePort(), next: await freePort() };
-  oldMaster = volatileRedisServer(ports.old, tmp);
-  await oldMaster.start();
-  nextMaster = volatileRedisServer(ports.next, tmp, ['--replicaof', '127.0.0.1', String(ports.old)]);
-  await nextMaster.start();
-  await waitFor(
-    () => query(ports.next, async (r) => (await r.info('replication')).includes('master_link_status:up')),
-    10_000,
-    'the replica in sync',
-  );
-  endpoint = await startTcpForwarder(ports.old);
+  redis = await startRedisPair(tmp);
+  endpoint = await startTcpForwarder(redis.ports.master);
 }, 30_000);
 
 afterAll(async () => {
   await h?.close();
   await endpoint?.close();
-  for (const p of [nextMaster, oldMaster]) await p?.stop();
+  for (const p of [redis?.replica, redis?.master]) await p?.stop();
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
@@ -75,22 +57,23 @@ test('the endpoint moves to a new master and the old one becomes its replica: th
   const firmwareId = h.image(fleet.devices().find((d) => d.service === 'solarcharger')!.productId).id;
   const first = await launchJob(h, { firmwareId, devices, allowSameVersion: true });
   expect((await jobFinished(h, first.id)).job.counts.succeeded).toBe(devices.length);
-  expect((await serviceClients(ports.old)).length).toBeGreaterThan(0);
+  const { master: oldPort, replica: nextPort } = redis.ports;
+  expect((await serviceClients(oldPort)).length).toBeGreaterThan(0);
 
   // The failover: every write reached the replica, it is promoted, the endpoint moves to it, and
   // the old master becomes its replica, keeping the service's connections open.
-  expect(await query(ports.old, (r) => r.call('WAIT', '1', '5000'))).toBe(1);
-  await query(ports.next, (r) => r.call('REPLICAOF', 'NO', 'ONE'));
-  endpoint.target = ports.next;
-  await query(ports.old, (r) => r.call('REPLICAOF', '127.0.0.1', String(ports.next)));
+  expect(await queryRedis(oldPort, (r) => r.call('WAIT', '1', '5000'))).toBe(1);
+  await queryRedis(nextPort, (r) => r.call('REPLICAOF', 'NO', 'ONE'));
+  endpoint.target = nextPort;
+  await queryRedis(oldPort, (r) => r.call('REPLICAOF', '127.0.0.1', String(nextPort)));
 
   const second = await launchJob(h, { firmwareId, devices, allowSameVersion: true });
   expect((await jobFinished(h, second.id)).job.counts.succeeded).toBe(devices.length);
   const keys = createKeys(h.service.config.queuePrefix);
-  expect(await query(ports.next, (r) => r.exists(keys.job(first.id), keys.job(second.id)))).toBe(2);
-  await waitFor(async () => (await serviceClients(ports.old)).length === 0, 15_000, 'every connection to leave the old master').catch(
+  expect(await queryRedis(nextPort, (r) => r.exists(keys.job(first.id), keys.job(second.id)))).toBe(2);
+  await waitFor(async () => (await serviceClients(oldPort)).length === 0, 15_000, 'every connection to leave the old master').catch(
     async (err: Error) => {
-      throw new Error(`${err.message}; still there:\n${(await serviceClients(ports.old)).join('\n')}`);
+      throw new Error(`${err.message}; still there:\n${(await serviceClients(oldPort)).join('\n')}`);
     },
   );
   const messages = h.logs.map((l) => l.msg);

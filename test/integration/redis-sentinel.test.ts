@@ -9,16 +9,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { jest } from '@jest/globals';
-import { Redis } from 'ioredis';
 import type { JobRecord } from '../../src/protocol/index.js';
 import { createKeys } from '../../src/store/keys.js';
-import {
-  freePort,
-  ManagedProcess,
-  redisAnswers,
-  redisServer,
-  volatileRedisServer,
-} from '../../scripts/lib/processes.js';
+import { freePort, ManagedProcess, redisAnswers } from '../../scripts/lib/processes.js';
+import { queryRedis, startRedisPair } from '../helpers/redis-pair.js';
 import { startHarness, waitFor, type Harness } from '../helpers/service-harness.js';
 
 const GROUP = 'ff-test-master';
@@ -29,27 +23,11 @@ let sentinel: ManagedProcess;
 let ports: { master: number; replica: number; sentinel: number };
 let h: Harness | undefined;
 
-async function query<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> {
-  const r = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1 });
-  try {
-    return await fn(r);
-  } finally {
-    r.disconnect();
-  }
-}
-
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'ff-sentinel-'));
-  ports = { master: await freePort(), replica: await freePort(), sentinel: await freePort() };
-  master = redisServer(ports.master, tmp, null);
-  await master.start();
-  replica = volatileRedisServer(ports.replica, tmp, ['--replicaof', '127.0.0.1', String(ports.master)]);
-  await replica.start();
-  await waitFor(
-    () => query(ports.replica, async (r) => (await r.info('replication')).includes('master_link_status:up')),
-    10_000,
-    'the replica in sync',
-  );
+  const pair = await startRedisPair(tmp, { durableMaster: true });
+  ({ master, replica } = pair);
+  ports = { ...pair.ports, sentinel: await freePort() };
   const conf = path.join(tmp, 'sentinel.conf');
   await writeFile(
     conf,
@@ -76,7 +54,7 @@ beforeAll(async () => {
   // The sentinel learns of the replica from the master's INFO.
   await waitFor(
     () =>
-      query(
+      queryRedis(
         ports.sentinel,
         async (r) => ((await r.call('SENTINEL', 'replicas', GROUP)) as unknown[]).length === 1,
       ),
@@ -132,14 +110,14 @@ test('the service reaches Redis through the sentinel and follows a failover', as
   expect(first.counts.succeeded).toBe(solar.length);
   // Everything is on the master the sentinel named (nothing could reach port 1).
   const keys = createKeys(h.service.config.queuePrefix);
-  expect(await query(ports.master, (r) => r.exists(keys.job(first.id)))).toBe(1);
+  expect(await queryRedis(ports.master, (r) => r.exists(keys.job(first.id)))).toBe(1);
 
   // Libraries print connection errors nobody listens to ("Unhandled error event") to stderr.
   const printed = jest.spyOn(console, 'error');
   await master.kill('SIGKILL');
   await waitFor(
     () =>
-      query(
+      queryRedis(
         ports.sentinel,
         async (r) =>
           ((await r.call('SENTINEL', 'get-master-addr-by-name', GROUP)) as string[])[1] ===
@@ -158,7 +136,7 @@ test('the service reaches Redis through the sentinel and follows a failover', as
     firmwareId,
   );
   expect(second.counts.succeeded).toBe(solar.length);
-  expect(await query(ports.replica, (r) => r.exists(keys.job(second.id)))).toBe(1);
+  expect(await queryRedis(ports.replica, (r) => r.exists(keys.job(second.id)))).toBe(1);
   await waitFor(async () => (await fetch(`${h!.base}/readyz`)).ok, 10_000, 'readiness after the failover');
   expect(printed.mock.calls.map((c) => String(c[0])).filter((m) => /unhandled/i.test(m))).toEqual([]);
   printed.mockRestore();

@@ -7,13 +7,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { portalIdsFor, startFleet, type Fleet } from '../../devices-sim/index.js';
+import type { Fleet } from '../../devices-sim/index.js';
 import { isTerminalExecutionState, type ExecutionRecord, type JobRecord } from '../../src/protocol/index.js';
 import { startHoldingProxy, type HoldingProxy } from '../helpers/holding-proxy.js';
+import { SMARTSOLAR } from '../helpers/api-fixtures.js';
 import { startScaleDeployment, type ScaleDeployment } from '../helpers/scale-deployment.js';
 import { waitFor } from '../helpers/service-harness.js';
-
-const SMARTSOLAR = 0xa058;
 
 let holding = true;
 let proxy: HoldingProxy;
@@ -46,23 +45,9 @@ async function execution(jobId: string): Promise<ExecutionRecord> {
 test('an install request still unacknowledged when the worker gave up is not sent after the reconnect', async () => {
   const [api] = d.apis;
   const image = await d.uploadImage(api, SMARTSOLAR);
-  const [portalId] = portalIdsFor(1, 5, 'rpc-withdrawal');
-  const secrets = await d.registerSites(api, [portalId]);
-  fleet = await startFleet({
-    url: api.mqttUrl,
-    sites: 1,
-    seed: 5,
-    portalIdSalt: 'rpc-withdrawal',
-    timeScale: 1000,
-    mix: { vebus: 0, solarcharger: 2, battery: 0 },
-    credentials: (id) => secrets.get(id) ?? '',
-  });
+  fleet = (await d.connectSolarFleet(api, { sites: 1, solarPerSite: 2, seed: 5, salt: 'rpc-withdrawal', timeScale: 1000 })).fleet;
   const [first, second] = fleet.devices().filter((x) => x.productId === SMARTSOLAR);
   const versionBefore = first.version;
-  await waitFor(async () => {
-    const { devices } = await d.call<{ devices: { deviceId: string; online: boolean; version: string | null }[] }>(api, 'GET', '/api/devices');
-    return [first, second].every((x) => devices.some((y) => y.deviceId === x.deviceId && y.online && y.version));
-  }, 20_000, 'the inventory');
 
   const { job } = await d.call<{ job: JobRecord }>(api, 'POST', '/api/jobs', {
     firmwareId: image.id,

@@ -7,14 +7,14 @@
  */
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { portalIdsFor, startFleet, type Fleet } from '../../devices-sim/index.js';
+import type { Fleet } from '../../devices-sim/index.js';
 import { EXECUTION_QUEUE } from '../../src/queue/execution-queue.js';
-import { isTerminalExecutionState, type DeviceRecord, type ExecutionRecord, type JobRecord } from '../../src/protocol/index.js';
+import { isTerminalExecutionState, type ExecutionRecord, type JobRecord } from '../../src/protocol/index.js';
+import { SMARTSOLAR } from '../helpers/api-fixtures.js';
 import { startScaleDeployment, type ScaleDeployment } from '../helpers/scale-deployment.js';
 import { waitFor } from '../helpers/service-harness.js';
 
 const SITES = 40;
-const SMARTSOLAR = 0xa058;
 
 let d: ScaleDeployment;
 let fleet: Fleet | null = null;
@@ -32,23 +32,10 @@ afterAll(async () => {
 test('executions spread over three worker processes and the per-device lock holds across them', async () => {
   const [api] = d.apis;
   const image = await d.uploadImage(api, SMARTSOLAR);
-  const ids = portalIdsFor(SITES, 5, 'workers');
-  const secrets = await d.registerSites(api, ids);
-  fleet = await startFleet({
-    url: api.mqttUrl,
-    sites: SITES,
-    seed: 5,
-    portalIdSalt: 'workers',
-    timeScale: 40,
-    mix: { vebus: 0, solarcharger: 3, battery: 0 },
-    credentials: (id) => secrets.get(id) ?? '',
-  });
-  const solar = fleet.devices().filter((x) => x.productId === SMARTSOLAR).map((x) => x.deviceId);
+  const connected = await d.connectSolarFleet(api, { sites: SITES, solarPerSite: 3, seed: 5, salt: 'workers', timeScale: 40, inventoryMs: 30_000 });
+  fleet = connected.fleet;
+  const solar = connected.solar;
   expect(solar).toHaveLength(SITES * 3);
-  await waitFor(async () => {
-    const { devices } = await d.call<{ devices: DeviceRecord[] }>(api, 'GET', '/api/devices');
-    return devices.filter((x) => x.productId === SMARTSOLAR && x.online && x.version).length === solar.length;
-  }, 30_000, 'inventory');
 
   const timeouts = { preflightMs: 40_000, downloadingMs: 40_000, installingMs: 40_000, rebootingMs: 40_000, confirmingMs: 40_000, totalMs: 80_000 };
   const launch = () => d.call<{ job: JobRecord }>(api, 'POST', '/api/jobs', { firmwareId: image.id, devices: solar, timeouts });
