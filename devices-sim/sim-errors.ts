@@ -22,6 +22,8 @@ export const SIM_ERROR_CODES = {
   downloadFailed: 'download-failed',
   /** The download made no progress for longer than the device waits. */
   downloadTimeout: 'download-timeout',
+  /** The GX rebooted while it was updating this product (it runs the product's update itself). */
+  interrupted: 'interrupted',
 } as const;
 
 /** Why a product cannot be updated at all: VRM's 1341–1344. */

@@ -17,6 +17,7 @@ import { SiteConnection } from './site-connection.js';
 import type { PlannedDevice } from './site-plan.js';
 import { handleRpcRequest, type RpcHost } from './site-rpc.js';
 import { SimDevice } from './sim-device.js';
+import type { UpdateRunner } from './update-runner.js';
 
 /** dbus-flashmq hands out 3 full-republish tokens per second; further keepalives only renew alive. */
 export const REPUBLISHES_PER_SEC = 3;
@@ -32,6 +33,8 @@ export class SimSite implements RpcHost {
   private tokensSince = 0;
   /** The GX is rebooting: deliberately offline until it comes back. */
   rebooting = false;
+  /** The updates running on this site. */
+  readonly updates = new Set<UpdateRunner>();
   /** The GX never came back from a reboot (`neverReturns`). */
   dead = false;
 
@@ -113,6 +116,7 @@ export class SimSite implements RpcHost {
   }
 
   async rebootPlatform(downMs: number, comesBack: boolean, whileDown: () => void): Promise<boolean> {
+    for (const update of this.updates) update.gxRebooting();
     // A reboot restarts dbus-flashmq: whoever kept the site alive has to send a keepalive again.
     this.endAlive();
     this.rebooting = true;

@@ -39,11 +39,18 @@ export interface UpdateHost {
    * Resolves false (and never reconnects) when `comesBack` is false.
    */
   rebootPlatform(downMs: number, comesBack: boolean, whileDown: () => void): Promise<boolean>;
+  /** The updates running on this site (each adds and removes itself). */
+  readonly updates: Set<UpdateRunner>;
 }
+
+/** The update was ended from outside while it waited (the GX rebooted under it): its flow stops. */
+class UpdateEndedError extends Error {}
 
 export class UpdateRunner {
   private readonly throttle = new ProgressThrottle();
   private gxProgressStep = -1;
+  /** Succeeded, failed or lost: nothing more happens. */
+  private ended = false;
 
   constructor(
     private readonly host: UpdateHost,
@@ -55,17 +62,30 @@ export class UpdateRunner {
 
   /** Runs the whole update; never rejects. */
   async run(): Promise<void> {
+    this.host.updates.add(this);
     try {
       await this.flow();
     } catch (err) {
       // Fleet stop: the process "loses power", nothing more is reported.
-      if (this.host.ctx.signal.aborted || err instanceof SchedulerStoppedError) return;
+      if (this.host.ctx.signal.aborted || err instanceof SchedulerStoppedError || err instanceof UpdateEndedError) return;
       this.host.ctx.logger.error(
         { deviceId: this.device.deviceId, executionId: this.exec.executionId, err },
         'simulated update crashed',
       );
       this.fail('internal', err instanceof Error ? err.message : String(err));
+    } finally {
+      this.host.updates.delete(this);
     }
+  }
+
+  /**
+   * The site's GX is rebooting. It downloads and flashes its products' firmware itself, so a product
+   * update not yet rebooting into its new firmware dies with it: failed `interrupted`, the product
+   * keeps its old firmware. The GX's own update, and a product already rebooting, go on.
+   */
+  gxRebooting(): void {
+    if (this.ended || this.device.service === 'platform' || this.exec.phase === 'rebooting') return;
+    this.fail(SIM_ERROR_CODES.interrupted, 'the GX rebooted during the update; the device keeps its old firmware');
   }
 
   private get ctx(): FleetContext {
@@ -98,6 +118,7 @@ export class UpdateRunner {
         maxAttempts: DOWNLOAD_MAX_ATTEMPTS,
       });
       digest = result.sha256;
+      this.stopIfEnded();
     } catch (err) {
       if (err instanceof DownloadError && !ctx.signal.aborted) {
         this.fail(
@@ -206,8 +227,14 @@ export class UpdateRunner {
     const stepMs = this.ctx.time.ms(seconds) / steps;
     for (let i = 1; i <= steps; i++) {
       await this.ctx.scheduler.sleep(stepMs);
+      this.stopIfEnded();
       this.progress(phase, f0 + ((f1 - f0) * i) / steps);
     }
+  }
+
+  /** Stops the flow (see {@link UpdateEndedError}) when the update was ended while it waited. */
+  private stopIfEnded(): void {
+    if (this.ended) throw new UpdateEndedError();
   }
 
   private onBytes(chunk: number, received: number): void {
@@ -219,6 +246,8 @@ export class UpdateRunner {
   }
 
   private progress(phase: DevicePhase, fraction: number): void {
+    // A download still running after the update was ended reports nothing more.
+    if (this.ended) return;
     const exec = this.exec;
     const progress = overallProgress(phase, fraction);
     exec.phase = phase;
@@ -252,6 +281,7 @@ export class UpdateRunner {
   }
 
   private succeed(): void {
+    this.ended = true;
     const exec = this.exec;
     exec.state = 'succeeded';
     exec.phase = 'rebooting';
@@ -262,10 +292,12 @@ export class UpdateRunner {
 
   /** Gone for good: the device stays locked and off the bus; the truth records the loss now. */
   private lose(): void {
+    this.ended = true;
     this.ctx.truth.finishExecution(this.truth, 'lost', this.device.version);
   }
 
   private fail(code: string, message: string, gxState: number = FIRMWARE_STATE.updateError): void {
+    this.ended = true;
     const exec = this.exec;
     const error = { code, message };
     exec.state = 'failed';

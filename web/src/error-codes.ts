@@ -22,6 +22,7 @@ const KNOWN: Readonly<Record<string, string>> = {
   'unknown-device': 'the site does not know this device',
   'execution-lost': 'the device no longer knows this update',
   'device-failed': 'the device reports the update failed',
+  interrupted: 'the GX rebooted while it was updating this device; it keeps its old firmware',
   'download-failed': 'the device could not download the image',
   canceled: 'canceled before the install was sent',
   timeout: 'the update took longer than its overall time limit',
