@@ -123,14 +123,14 @@ async function start(
   closers: (() => Promise<void>)[],
   close: () => Promise<void>,
 ): Promise<Service> {
-  // The stores' client pipelines automatically: every command issued in one event-loop iteration
-  // (the scripts of hundreds of executions at fleet scale) goes out in one write. Order per
-  // connection is unchanged, so the stores' semantics are too.
   // A write refused as a replica's (a failover behind one endpoint): the connection reconnects by
   // itself; the connections that only listen are moved by the watch (replica-watch.ts).
   const replicas = new ReplicaWatch(logger);
   closers.push(async () => replicas.stop());
   const redisOptions = redisConnectionOptions(config, replicas.refused);
+  // The stores' client pipelines automatically: every command issued in one event-loop iteration
+  // (the scripts of hundreds of executions at fleet scale) goes out in one write. Order per
+  // connection is unchanged, so the stores' semantics are too.
   const redis = new Redis({ ...redisOptions, maxRetriesPerRequest: null, lazyConnect: true, enableAutoPipelining: true });
   // Its pipelines (one per tick) then leave once per event-loop iteration (every (re)connection's socket).
   redis.on('connect', () => coalesceWrites(redis.stream));
