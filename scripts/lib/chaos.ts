@@ -73,6 +73,8 @@ export interface ChaosReport {
   terminal: number;
   lost: number;
   byState: Record<string, number>;
+  /** Executions that did not succeed, per error code (`site-busy`, `not-newer`, `canceled`…). */
+  byError: Record<string, number>;
   /**
    * (device, execution) pairs whose device started the update more than once, or got an install request
    * (a distinct RPC id: the orchestrator sent it again) after it had started the update. Must be 0.
@@ -350,7 +352,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     }
     const reattach = events.filter((e) => e.message.startsWith('worker re-attached'));
 
-    const byState = countByState(final.executions);
+    const byState = countBy(final.executions, (e) => e.state);
+    const byError = countBy(
+      final.executions.filter((e) => e.state !== 'succeeded'),
+      (e) => e.error?.code ?? 'none',
+    );
     const terminal = final.executions.filter((e) => isTerminalExecutionState(e.state)).length;
     const repeated: string[] = [];
     let redelivered = 0;
@@ -402,6 +408,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       terminal,
       lost: requested - terminal,
       byState,
+      byError,
       repeatedInstalls: repeated.length,
       repeated,
       redelivered,
@@ -411,7 +418,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       mismatches,
       canceledButInstalled,
       aborted: abortTarget
-        ? { jobId: abortTarget.id, byState: countByState(final.executions.filter((e) => e.jobId === abortTarget.id)), canceledBeforeKill }
+        ? { jobId: abortTarget.id, byState: countBy(final.executions.filter((e) => e.jobId === abortTarget.id), (e) => e.state), canceledBeforeKill }
         : null,
       unobservable,
       reattached: reattach.length,
@@ -429,10 +436,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   }
 }
 
-/** Executions per state. */
-function countByState(executions: readonly ExecutionRecord[]): Record<string, number> {
+/** Executions per `key` (state, error code). */
+function countBy(executions: readonly ExecutionRecord[], key: (e: ExecutionRecord) => string): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const e of executions) out[e.state] = (out[e.state] ?? 0) + 1;
+  for (const e of executions) out[key(e)] = (out[key(e)] ?? 0) + 1;
   return out;
 }
 
