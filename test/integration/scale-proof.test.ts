@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import { portalIdsFor, startFleet, type Fleet } from '../../devices-sim/index.js';
 import { EXECUTION_QUEUE } from '../../src/queue/execution-queue.js';
 import { isTerminalExecutionState, type DeviceRecord, type ExecutionRecord, type JobRecord } from '../../src/protocol/index.js';
+import { SMARTSOLAR } from '../helpers/api-fixtures.js';
 import { metric, parsePromText } from '../helpers/prom-text.js';
 import { startScaleDeployment, type ScaleDeployment } from '../helpers/scale-deployment.js';
 import { waitFor } from '../helpers/service-harness.js';
@@ -18,7 +19,6 @@ import { StatusWatcher } from '../helpers/status-watcher.js';
 const SITES_PER_BROKER = [63, 62];
 const SOLAR_PER_SITE = 4;
 const DEVICES = 500;
-const SMARTSOLAR = 0xa058;
 
 let d: ScaleDeployment;
 const fleets: Fleet[] = [];

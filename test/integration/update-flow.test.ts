@@ -5,6 +5,7 @@
 import type { Fleet } from '../../devices-sim/index.js';
 import { connectMqtt, waitConnected } from '../../src/mqtt/connect.js';
 import { PHASES, type ExecutionRecord, type JobEvent, type JobRecord } from '../../src/protocol/index.js';
+import { readJob } from '../helpers/rollout-helpers.js';
 import { startHarness, waitFor, type Harness } from '../helpers/service-harness.js';
 
 let h: Harness;
@@ -37,12 +38,6 @@ async function finished(jobId: string, timeoutMs = 30_000): Promise<{ job: JobRe
     timeoutMs,
     `job ${jobId} to finish`,
   );
-}
-
-/** The job's one execution as the API serves it. */
-async function finishedOrRunning(jobId: string): Promise<ExecutionRecord> {
-  const res = await h.api(`/api/jobs/${jobId}`);
-  return ((await res.json()) as { executions: ExecutionRecord[] }).executions[0];
 }
 
 async function events(jobId: string): Promise<JobEvent[]> {
@@ -191,7 +186,7 @@ test.each([
   const [first, second] = [firstService, secondService].map((service) => deviceOf(site, service));
   const retry = { maxAttempts: 10, backoffMs: 200 };
   const firstJob = await launch(h.image(first.productId).id, [first.deviceId], { allowSameVersion: true });
-  await waitFor(async () => (await finishedOrRunning(firstJob.id)).installAccepted, 10_000, 'the first update to start');
+  await waitFor(async () => (await readJob(h, firstJob.id)).executions[0].installAccepted, 10_000, 'the first update to start');
   const secondJob = await launch(h.image(second.productId).id, [second.deviceId], { allowSameVersion: true, retry });
   const [a, b] = await Promise.all([finished(firstJob.id, 60_000), finished(secondJob.id, 60_000)]);
   expect([a.executions[0].state, b.executions[0].state]).toEqual(['succeeded', 'succeeded']);
