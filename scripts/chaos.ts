@@ -42,6 +42,7 @@ const report = await runChaos({
 console.log('');
 console.log(`devices ${report.devices}, executions ${report.executions}, terminal ${report.terminal}, lost ${report.lost}`);
 console.log(`states ${JSON.stringify(report.byState)}; not succeeded, by error code ${JSON.stringify(report.byError)}`);
+console.log(`siteWaits: ${report.siteWaits.waits} waits for a busy site, by ${report.siteWaits.executions} executions (a GX and its products take turns)`);
 console.log(
   `repeated installs (a device started >1 update for one execution, or got its install again after starting): ${report.repeatedInstalls}; ` +
     `install sent again before the device accepted any (allowed, nothing had started): ${report.resentBeforeStart}; ` +

@@ -73,8 +73,10 @@ export interface ChaosReport {
   terminal: number;
   lost: number;
   byState: Record<string, number>;
-  /** Executions that did not succeed, per error code (`site-busy`, `not-newer`, `canceled`…). */
+  /** Executions that did not succeed, per error code (`checksum-mismatch`, `canceled`…). */
   byError: Record<string, number>;
+  /** Waits for a busy site (a GX and its products take turns), and how many executions waited at least once. */
+  siteWaits: { waits: number; executions: number };
   /**
    * (device, execution) pairs whose device started the update more than once, or got an install request
    * (a distinct RPC id: the orchestrator sent it again) after it had started the update. Must be 0.
@@ -357,6 +359,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       final.executions.filter((e) => e.state !== 'succeeded'),
       (e) => e.error?.code ?? 'none',
     );
+    const waited = final.executions.filter((e) => (e.siteWaits ?? 0) > 0);
+    const siteWaits = { waits: waited.reduce((n, e) => n + e.siteWaits!, 0), executions: waited.length };
     const terminal = final.executions.filter((e) => isTerminalExecutionState(e.state)).length;
     const repeated: string[] = [];
     let redelivered = 0;
@@ -409,6 +413,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       lost: requested - terminal,
       byState,
       byError,
+      siteWaits,
       repeatedInstalls: repeated.length,
       repeated,
       redelivered,

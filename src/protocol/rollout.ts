@@ -79,7 +79,7 @@ export interface ReleaseProgress {
   released: number;
   /** Released and not yet finished. */
   inFlight: number;
-  /** Re-queued attempts after transient failures, so far. */
+  /** Re-queues so far: retries after transient failures and waits for a busy site. */
   retries: number;
   /** `canary` while the first wave runs or is evaluated, `rest` after it passed; null without waves. */
   wave: 'canary' | 'rest' | null;

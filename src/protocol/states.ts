@@ -68,8 +68,15 @@ export interface ExecutionRecord {
   startedAt: string | null;
   updatedAt: string;
   finishedAt: string | null;
-  /** Attempts re-queued after a transient failure before the point of no return (absent: none). */
+  /**
+   * Times the execution went back to `queued` before the point of no return (absent: none): retries
+   * after a transient failure, and waits for a busy site.
+   */
   retries?: number;
+  /** How many of those re-queues were waits for a busy site (not counted as attempts; absent: none). */
+  siteWaits?: number;
+  /** While waiting for a busy site: when it was first found busy (the wait is bounded by `totalMs`). */
+  siteBusySince?: string | null;
   /** While re-queued: not released again before this time. */
   retryAt?: string | null;
 }

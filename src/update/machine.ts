@@ -6,6 +6,7 @@
  * install the device has accepted.
  */
 import {
+  DEFAULT_RETRY_POLICY,
   PHASES,
   isTerminalExecutionState,
   retryDelayMs,
@@ -87,11 +88,14 @@ export const MAX_INSTALL_TRIES = 2;
 /** How many unanswered status requests in preflight (with doubling pauses) before giving up. */
 export const MAX_PREFLIGHT_STATUS_TRIES = 4;
 /**
- * Failures that say "not now" rather than "never": the device or its site was not reachable, or
- * another device of the site was updating (`site-busy`). Before the point of no return they end the
- * attempt and re-queue the execution under the job's retry policy; after it nothing is ever retried.
+ * Failures that say "not now" rather than "never": the device or its site was not reachable. Before
+ * the point of no return they end the attempt and re-queue the execution under the job's retry
+ * policy; after it nothing is ever retried. (A busy site is not a failure: see `waitForSite`.)
  */
-export const TRANSIENT_FAILURE_CODES: ReadonlySet<string> = new Set(['device-offline', 'device-unreachable', 'timeout-preflight', 'site-busy']);
+export const TRANSIENT_FAILURE_CODES: ReadonlySet<string> = new Set(['device-offline', 'device-unreachable', 'timeout-preflight']);
+
+/** The longest pause between two looks at a busy site (the job's backoff doubles up to it). */
+export const SITE_WAIT_MAX_DELAY_MS = 30_000;
 
 const PHASE_TIMEOUT_KEY: Record<Phase, keyof ExecutionTimeouts> = {
   preflight: 'preflightMs',
@@ -119,12 +123,9 @@ export function transition(state: MachineState, event: MachineEvent, ctx: Machin
       m.cmd({ type: 'rpc-status' });
       return m.done();
     case 'lock-denied':
-      // The site is busy only for as long as another device of it updates: tried again under the retry policy.
+      // The site is busy only for as long as another device of it updates: wait for it.
       return event.scope === 'site'
-        ? m.finishOrRetry('rejected', {
-            code: 'site-busy',
-            message: `a GX and the devices behind it never update at once; execution ${event.holder} is updating on this site`,
-          })
+        ? m.waitForSite(event.holder)
         : m.finish('rejected', { code: 'device-busy', message: `device is already updating in execution ${event.holder}` });
     case 'status':
       return state.timeoutCheck ? onStatusAfterTimeout(m, event.status, state.timeoutCheck) : onStatus(m, event.status);
@@ -416,29 +417,67 @@ class Builder {
 
   /**
    * Ends this attempt. A transient failure before the point of no return, with attempts left, puts
-   * the execution back to `queued` with `retryAt` (the rollout releases it again then; the store frees
-   * its device lock and slot); anything else finishes it. `installSentAt` is cleared only here, where
-   * the device provably has nothing: it was never sent the install, or refused it explicitly.
+   * the execution back to `queued` with `retryAt` (the rollout releases it again then); anything
+   * else finishes it.
    */
   finishOrRetry(state: ExecutionState, error: ErrorInfo, eligible = true): Transition {
     const rec = this.record;
     const policy = this.ctx.retry;
-    const retries = rec.retries ?? 0;
-    if (!eligible || !policy || rec.installAccepted || !TRANSIENT_FAILURE_CODES.has(error.code) || retries + 1 >= policy.maxAttempts) {
+    // Waits for a busy site are re-queues too, but not attempts.
+    const failed = (rec.retries ?? 0) - (rec.siteWaits ?? 0);
+    if (!eligible || !policy || rec.installAccepted || !TRANSIENT_FAILURE_CODES.has(error.code) || failed + 1 >= policy.maxAttempts) {
       return this.finish(state, error);
     }
-    const delay = retryDelayMs(policy, retries);
+    const delay = retryDelayMs(policy, failed);
+    return this.requeue(error, delay, { siteBusySince: null }, {
+      level: 'warn',
+      message: `attempt ${failed + 1} of ${policy.maxAttempts} failed (${error.code}); retrying in ${delay} ms`,
+    });
+  }
+
+  /**
+   * Another device of the site is updating (a GX and the devices behind it never update at once):
+   * not a failure, the execution waits its turn. It goes back to `queued` like a retry, without
+   * using one of the job's attempts (`siteWaits` counts these re-queues), and looks again after the
+   * job's backoff, doubling up to SITE_WAIT_MAX_DELAY_MS. A site that stays busy for the execution's
+   * whole total timeout (counted from the first look that found it busy) ends it `rejected`
+   * `site-busy`. Only ever before the point of no return: the lock is taken in preflight.
+   */
+  waitForSite(holder: string): Transition {
+    const rec = this.record;
+    const since = rec.siteBusySince ?? this.iso;
+    const waitedMs = this.ctx.now - Date.parse(since);
+    const busy = `a GX and the devices behind it never update at once; execution ${holder} is updating on this site`;
+    if (waitedMs >= this.ctx.timeouts.totalMs) {
+      return this.finish('rejected', { code: 'site-busy', message: `${busy}; the site stayed busy for ${Math.round(waitedMs / 1000)} s` });
+    }
+    const waits = rec.siteWaits ?? 0;
+    const backoffMs = (this.ctx.retry ?? DEFAULT_RETRY_POLICY).backoffMs;
+    const delay = Math.min(SITE_WAIT_MAX_DELAY_MS, backoffMs * 2 ** waits, this.ctx.timeouts.totalMs - waitedMs);
+    return this.requeue({ code: 'site-busy', message: busy }, delay, { siteWaits: waits + 1, siteBusySince: since }, {
+      level: 'info',
+      message: `waiting for the site (site-busy): execution ${holder} is updating on it; looking again in ${delay} ms`,
+    });
+  }
+
+  /**
+   * Back to `queued`, released again after `delayMs` (the store frees the device lock and the slot).
+   * `installSentAt` is cleared only here, where the device provably has nothing: it was never sent
+   * the install, or refused it explicitly.
+   */
+  private requeue(error: ErrorInfo, delayMs: number, patch: Partial<ExecutionRecord>, event: { level: 'info' | 'warn'; message: string }): Transition {
     this.update({
+      ...patch,
       state: 'queued',
       phase: null,
       progress: 0,
       error,
       installSentAt: null,
       phaseStartedAt: null,
-      retries: retries + 1,
-      retryAt: new Date(this.ctx.now + delay).toISOString(),
+      retries: (this.record.retries ?? 0) + 1,
+      retryAt: new Date(this.ctx.now + delayMs).toISOString(),
     });
-    this.save({ level: 'warn', message: `attempt ${retries + 1} of ${policy.maxAttempts} failed (${error.code}); retrying in ${delay} ms` });
+    this.save(event);
     this.cmd({ type: 'clear-timers' });
     this.cmd({ type: 'done' });
     return this.done();

@@ -61,3 +61,9 @@ test('the chaos really happened, and every interrupted execution was taken over'
   expect(report.actions.map((a) => a.action.split(' ')[0])).toEqual(expect.arrayContaining(['SIGKILL', 'restart-broker', 'restart-redis', 'abort']));
   for (const a of report.actions) expect(a.recoveryMs === null || a.recoveryMs >= 0).toBe(true);
 });
+
+test('GX and product jobs launched over the same sites took turns per site: waits, none rejected for a busy site', () => {
+  expect(report.siteWaits.waits).toBeGreaterThan(0);
+  expect(report.siteWaits.executions).toBeGreaterThan(0);
+  expect(report.byError['site-busy'] ?? 0).toBe(0);
+});

@@ -1,5 +1,5 @@
-import { initialState, MAX_INSTALL_TRIES, MAX_PREFLIGHT_STATUS_TRIES, transition, type Command, type MachineContext, type MachineEvent, type MachineState } from '../../src/update/machine.js';
-import type { DeviceStatus, ExecutionRecord, Phase } from '../../src/protocol/index.js';
+import { initialState, MAX_INSTALL_TRIES, MAX_PREFLIGHT_STATUS_TRIES, SITE_WAIT_MAX_DELAY_MS, transition, type Command, type MachineContext, type MachineEvent, type MachineState } from '../../src/update/machine.js';
+import { DEFAULT_RETRY_POLICY, type DeviceStatus, type ExecutionRecord, type Phase } from '../../src/protocol/index.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const ctx: MachineContext = {
@@ -254,7 +254,9 @@ describe('retries of transient failures before the point of no return', () => {
     ['install refused busy stays device-busy, rejected', sent(), { type: 'install-refused', error: { code: 'busy', message: 'waiting for a task' } }, { installTries: 1 }, 'rejected', 0, 'device-busy'],
     ['the device updating in another execution → rejected device-busy, not retried', inPreflight(), { type: 'lock-denied', holder: 'jother.x', scope: 'device' }, {}, 'rejected', 0, 'device-busy'],
     ['another device of the site updating (GX or product) → re-queued site-busy', inPreflight(), { type: 'lock-denied', holder: 'jother.x', scope: 'site' }, {}, 'queued', 1, 'site-busy'],
-    ['site-busy on the last attempt → rejected', inPreflight({ retries: 2 }), { type: 'lock-denied', holder: 'jother.x', scope: 'site' }, {}, 'rejected', 2, 'site-busy'],
+    ['a busy site on the last attempt still waits: a wait is not an attempt', inPreflight({ retries: 2 }), { type: 'lock-denied', holder: 'jother.x', scope: 'site' }, {}, 'queued', 3, 'site-busy'],
+    ['a transient failure after site waits has the attempts the waits did not use', inPreflight({ retries: 4, siteWaits: 4 }), { type: 'timer', name: 'phase' }, {}, 'queued', 5, 'timeout-preflight'],
+    ['the attempts count without the site waits', inPreflight({ retries: 6, siteWaits: 4 }), { type: 'timer', name: 'phase' }, {}, 'timed_out', 6, 'timeout-preflight'],
     ['the last attempt finishes', inPreflight({ retries: 2 }), { type: 'timer', name: 'phase' }, {}, 'timed_out', 2, 'timeout-preflight'],
     ['a failure after acceptance is never retried', accepted(), { type: 'device-failed', error: { code: 'download-failed', message: 'dropped' } }, {}, 'failed', 0, 'download-failed'],
     ['a phase timeout after acceptance is never retried', accepted('downloading'), { type: 'status-timeout' }, { timeoutCheck: 'phase' }, 'timed_out', 0, 'timeout-downloading'],
@@ -280,6 +282,42 @@ describe('retries of transient failures before the point of no return', () => {
     expect(second.state.record.retryAt).toBe(new Date(T0 + 2000).toISOString());
     const save = second.commands.find((c) => c.type === 'save') as Extract<Command, { type: 'save' }>;
     expect(save.event).toMatchObject({ level: 'warn', state: 'queued', message: expect.stringContaining('attempt 2 of 3') });
+  });
+
+  describe('a busy site is waited for, bounded by the total timeout', () => {
+    const busy: MachineEvent = { type: 'lock-denied', holder: 'jother.x', scope: 'site' };
+    const saved = (t: ReturnType<typeof go>) => t.commands.find((c) => c.type === 'save') as Extract<Command, { type: 'save' }>;
+
+    test('the first wait records when the site was found busy, at the job backoff, logged as info', () => {
+      const t = go(inPreflight(), busy);
+      expect(t.state.record).toMatchObject({ state: 'queued', retries: 1, siteWaits: 1, siteBusySince: new Date(T0).toISOString(), retryAt: new Date(T0 + 1000).toISOString() });
+      expect(saved(t).event).toMatchObject({ level: 'info', message: expect.stringContaining('waiting for the site (site-busy): execution jother.x') });
+    });
+
+    test('the pause doubles up to SITE_WAIT_MAX_DELAY_MS and the first look is kept', () => {
+      const since = new Date(T0 - 5000).toISOString();
+      const third = go(inPreflight({ retries: 2, siteWaits: 2, siteBusySince: since }), busy);
+      expect(third.state.record).toMatchObject({ siteWaits: 3, siteBusySince: since, retryAt: new Date(T0 + 4000).toISOString() });
+      const late = transition(initialState(inPreflight({ retries: 20, siteWaits: 20, siteBusySince: since })), busy, { ...withRetry, timeouts: { ...ctx.timeouts, totalMs: 3600_000 } });
+      expect(late.state.record.retryAt).toBe(new Date(T0 + SITE_WAIT_MAX_DELAY_MS).toISOString());
+    });
+
+    test('the last look is at the end of the total timeout, and a site still busy then rejects', () => {
+      const nearEnd = go(inPreflight({ retries: 9, siteWaits: 9, siteBusySince: new Date(T0 - 59_500).toISOString() }), busy);
+      expect(nearEnd.state.record.retryAt).toBe(new Date(T0 + 500).toISOString());
+      const t = go(inPreflight({ retries: 10, siteWaits: 10, siteBusySince: new Date(T0 - 60_000).toISOString() }), busy);
+      expect(t.state.record).toMatchObject({ state: 'rejected', error: { code: 'site-busy', message: expect.stringContaining('stayed busy for 60 s') } });
+      expect(types(t.commands)).toEqual(expect.arrayContaining(['clear-timers', 'done']));
+    });
+
+    test('a retry after a transient failure starts the next wait afresh', () => {
+      const t = go(inPreflight({ retries: 1, siteWaits: 1, siteBusySince: new Date(T0 - 50_000).toISOString() }), { type: 'timer', name: 'phase' });
+      expect(t.state.record).toMatchObject({ state: 'queued', siteBusySince: null, siteWaits: 1 });
+    });
+
+    test('without a retry policy a busy site is waited for at the default backoff', () => {
+      expect(run(inPreflight(), busy).state.record).toMatchObject({ state: 'queued', siteWaits: 1, retryAt: new Date(T0 + DEFAULT_RETRY_POLICY.backoffMs).toISOString() });
+    });
   });
 
   test('without a retry policy a transient failure finishes as before', () => {

@@ -7,7 +7,7 @@ import { PHASES } from '../../src/protocol/index.js';
 
 const KNOWN: Readonly<Record<string, string>> = {
   'device-busy': 'the device is already running another update',
-  'site-busy': 'another device of the site was updating (a GX and the devices behind it never update at once)',
+  'site-busy': 'another device of the site is updating (a GX and the devices behind it never update at once)',
   'checksum-mismatch': 'the downloaded image did not match its SHA-256',
   'vbdup-123': 'the firmware does not match the model',
   'vbdup-122': 'the VE.Bus interface did not respond',
