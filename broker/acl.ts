@@ -103,6 +103,23 @@ export function canSubscribe(p: Principal, filter: string): boolean {
 }
 
 /**
+ * True when a message on `topic` may be delivered to `p`: the topic lies in an area `p` may subscribe
+ * to. The embedded broker needs no such check (it delivers only what an allowed subscription
+ * matches); an external broker asks it per delivery (mosquitto-go-auth's read check).
+ */
+export function canReceive(p: Principal, topic: string): boolean {
+  if (!isTopicName(topic)) return false;
+  switch (p.kind) {
+    case 'service':
+      return true;
+    case 'site':
+      return siteSubscribeFilters(p.portalId).some((allowed) => topicMatches(allowed, topic));
+    case 'browser':
+      return browserSubscribeFilters(p).some((allowed) => topicMatches(allowed, topic));
+  }
+}
+
+/**
  * True when `p` may connect with `clientId`. A broker disconnects the existing session when another
  * connects with the same client id ([MQTT-3.1.4-2]), so ids are partitioned by kind: a site must use
  * exactly `gx-<portalId>`, a browser `web-<subject>-<word>` ({@link browserClientIdPrefix}), the

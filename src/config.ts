@@ -63,6 +63,10 @@ export interface Config {
   brokerId: string | null;
   /** Port of a small HTTP listener with `/metrics`, `/healthz`, `/readyz` for any role (no token); null: none. */
   metricsPort: number | null;
+  /** Port of the auth hook an external broker calls (api/broker-auth-server.ts); null: none. */
+  brokerAuthPort: number | null;
+  /** Bearer token the auth hook requires of every call; null: none. */
+  brokerAuthToken: string | null;
   mqttServiceUser: string;
   mqttServicePassword: string;
   /** The Redis server, or (with sentinels) the master's credentials, database and TLS. */
@@ -141,6 +145,8 @@ export function parseConfig(env: Env = process.env): Readonly<Config> {
     brokerCluster: oneOf(env, 'BROKER_CLUSTER', 'none', ['none', 'redis']),
     brokerId: env.BROKER_ID ? match(env, 'BROKER_ID', '', /^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _, . or -') : null,
     metricsPort: env.METRICS_PORT ? int(env, 'METRICS_PORT', 0, 0, 65535) : null,
+    brokerAuthPort: env.BROKER_AUTH_PORT ? int(env, 'BROKER_AUTH_PORT', 0, 0, 65535) : null,
+    brokerAuthToken: parseBrokerAuthToken(env.BROKER_AUTH_TOKEN),
     mqttServiceUser: str(env, 'MQTT_SERVICE_USER', 'fleetflash-service'),
     mqttServicePassword,
     redisUrl: optionalUrl(env, 'REDIS_URL', ['redis:', 'rediss:']) ?? 'redis://127.0.0.1:6379',
@@ -278,4 +284,10 @@ function optionalUrl(env: Env, name: string, protocols: string[]): string | null
   }
   if (!protocols.includes(url.protocol)) throw new ConfigError(name, `must use ${protocols.join(' or ')}`);
   return v.replace(/\/+$/, '');
+}
+
+function parseBrokerAuthToken(value: string | undefined): string | null {
+  if (!value) return null;
+  if (value.length < 16) throw new ConfigError('BROKER_AUTH_TOKEN', 'must be at least 16 characters');
+  return value;
 }

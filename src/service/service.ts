@@ -16,6 +16,8 @@ import { createBroker, type EmbeddedBroker } from '../../broker/broker.js';
 import { createApp } from '../api/app.js';
 import { AuditLog } from '../audit/audit-log.js';
 import { createMqttAuthenticator } from '../auth/mqtt-auth.js';
+import { BrokerAuthHook } from '../auth/broker-auth-hook.js';
+import { startBrokerAuthServer } from '../api/broker-auth-server.js';
 import { OperatorAuth } from '../auth/operator-auth.js';
 import { TokenSigner } from '../auth/tokens.js';
 import type { Config } from '../config.js';
@@ -83,6 +85,8 @@ export interface Service {
   mqttUrl: string;
   /** Bound port of the `METRICS_PORT` listener, else null. */
   metricsPort: number | null;
+  /** Bound port of the `BROKER_AUTH_PORT` listener (the external broker's auth hook), else null. */
+  brokerAuthPort: number | null;
   /** This process's Prometheus metrics. */
   metrics: ServiceMetrics;
   /** `http://127.0.0.1:<port>`, or `https://…` with TLS files (api role), else null. */
@@ -154,6 +158,13 @@ async function start(
   const sites = new SiteStore(redis, keys);
   const firmware = new FirmwareStore(redis, keys, config.firmwareDir, config.maxFirmwareBytes, config.firmwareCacheBytes);
   const tokens = new TokenSigner(config.signingSecret);
+  // Who may connect to a broker: the embedded one's hook, or an external one's through the auth hook.
+  const mqttAuthenticator = createMqttAuthenticator({
+    serviceUser: config.mqttServiceUser,
+    servicePassword: config.mqttServicePassword,
+    sites,
+    tokens,
+  });
   const payloadStats = new DevicePayloadStats();
   const [serverTls, clientCa] = await Promise.all([loadServerTls(config.tls), loadCa(config.tlsCaFile)]);
   const clock = options.clock ?? systemClock;
@@ -177,12 +188,7 @@ async function start(
     broker = await createBroker({
       ...(cluster ? { persistence: cluster.persistence, mq: cluster.mq } : {}),
       id: brokerId,
-      authenticate: createMqttAuthenticator({
-        serviceUser: config.mqttServiceUser,
-        servicePassword: config.mqttServicePassword,
-        sites,
-        tokens,
-      }),
+      authenticate: mqttAuthenticator,
       logger: logger.child({ component: 'broker' }),
       connectRatePerMinute: config.mqttConnectRatePerMin,
       maxPacketBytes: config.mqttMaxPacketBytes,
@@ -391,9 +397,25 @@ async function start(
     logger.info({ port: metricsPort }, 'metrics listening');
   }
 
+  let brokerAuthPort: number | null = null;
+  if (config.brokerAuthPort !== null) {
+    const hook = new BrokerAuthHook({ authenticate: mqttAuthenticator, serviceUser: config.mqttServiceUser, redis, keys });
+    const server = await startBrokerAuthServer({
+      hook,
+      port: config.brokerAuthPort,
+      host: config.host,
+      token: config.brokerAuthToken,
+      logger: logger.child({ component: 'broker-auth' }),
+    });
+    closers.push(() => server.close());
+    brokerAuthPort = server.port;
+    logger.info({ port: brokerAuthPort, token: config.brokerAuthToken !== null }, 'broker auth hook listening');
+  }
+
   return {
     config,
     metricsPort,
+    brokerAuthPort,
     metrics,
     httpPort,
     mqttPort,

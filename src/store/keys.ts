@@ -38,6 +38,8 @@ export interface Keys {
   audit(): string;
   /** Counter handing out audit entry ids. */
   auditSeq(): string;
+  /** A browser an external broker authenticated through the auth hook, by client id (JSON; expires with its token). */
+  brokerAuthBrowser(clientId: string): string;
 }
 
 export function createKeys(prefix: string): Keys {
@@ -66,5 +68,6 @@ export function createKeys(prefix: string): Keys {
     rolloutChannel: () => `${p}:rollout`,
     audit: () => `${p}:audit`,
     auditSeq: () => `${p}:audit:seq`,
+    brokerAuthBrowser: (clientId) => `${p}:broker-auth:browser:${clientId}`,
   };
 }

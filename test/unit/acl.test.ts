@@ -4,6 +4,7 @@
  */
 import {
   canPublish,
+  canReceive,
   canRetain,
   canSubscribe,
   clientIdAllowed,
@@ -125,6 +126,31 @@ describe('canSubscribe', () => {
 
   it.each(cases(rows))('%s subscribing to %j → %s', (who, filter, expected) => {
     expect(canSubscribe(principals[who], filter)).toBe(expected);
+  });
+});
+
+describe('canReceive (an external broker asks per delivery)', () => {
+  const rows: Array<[string, Who[]]> = [
+    [`R/${A}/keepalive`, ['service', 'siteA']],
+    [`W/${A}/solarcharger/258/CustomName`, ['service', 'siteA']],
+    [`P/${A}/in/rpc1`, ['service', 'siteA']],
+    [`P/${A}/out/rpc1`, ['service']],
+    [`N/${A}/system/0/Serial`, ['service']],
+    [`R/${B}/keepalive`, ['service']],
+    [`P/${B}/in/rpc1`, ['service']],
+    [`fleetflash/jobs/${JOB}/status`, ['service', 'browserAll', 'browserJob']],
+    [`fleetflash/jobs/${JOB}/devices/${A}.solarcharger.258`, ['service', 'browserAll', 'browserJob']],
+    [`fleetflash/jobs/${OTHER_JOB}/status`, ['service', 'browserAll']],
+    [`fleetflash/devices/${A}.solarcharger.258`, ['service', 'browserAll', 'browserJob']],
+    ['fleetflash/system/x', ['service']],
+    ['$SYS/broker/uptime', ['service']],
+    // Not a topic name: nobody.
+    [`R/${A}/+`, []],
+    ['', []],
+  ];
+
+  it.each(cases(rows))('%s receiving %j → %s', (who, topic, expected) => {
+    expect(canReceive(principals[who], topic)).toBe(expected);
   });
 });
 
