@@ -95,7 +95,7 @@ export function brokerAuthApp(options: { hook: BrokerAuthHook; token: string | n
     return logged('broker auth hook: connect', { clientId: b.clientid, username: b.username }, d);
   };
   const access = async (username: string, clientId: string, action: BrokerAction, topic: string, retain = false) =>
-    logged('broker auth hook: ' + action, { clientId, username, topic }, await hook.access({ username, clientId, action, topic, retain }));
+    logged(`broker auth hook: ${action}`, { clientId, username, topic }, await hook.access({ username, clientId, action, topic, retain }));
 
   // EMQX: 200 and a result, always.
   app.post('/emqx/authn', async (req, res) => {
