@@ -14,13 +14,13 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import express, { type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { BrokerAction, BrokerAuthHook, Decision } from '../auth/broker-auth-hook.js';
 import type { Principal } from '../../broker/acl.js';
 import { UnauthorizedError } from '../errors.js';
+import { listenHttp, type HttpListener } from '../net/http-listener.js';
 import { errorHandler, notFoundHandler } from './error-handler.js';
 import { parseInput } from './validate.js';
 
@@ -42,11 +42,6 @@ const goAuthAclBody = z.object({
   acc: z.union([z.literal([1, 2, 3, 4]), z.enum(['1', '2', '3', '4'])]).transform(Number),
 });
 
-export interface BrokerAuthServer {
-  port: number;
-  close(): Promise<void>;
-}
-
 export async function startBrokerAuthServer(options: {
   hook: BrokerAuthHook;
   port: number;
@@ -54,21 +49,8 @@ export async function startBrokerAuthServer(options: {
   /** Bearer token every call must carry; null: none (rely on where it listens). */
   token: string | null;
   logger: Logger;
-}): Promise<BrokerAuthServer> {
-  const server = http.createServer(brokerAuthApp(options));
-  server.keepAliveTimeout = 65_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => resolve());
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+}): Promise<HttpListener> {
+  return listenHttp(http.createServer(brokerAuthApp(options)), options.port, options.host);
 }
 
 export function brokerAuthApp(options: { hook: BrokerAuthHook; token: string | null; logger: Logger }): express.Express {

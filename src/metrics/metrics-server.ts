@@ -4,18 +4,13 @@
  * Prometheus can scrape them. No token: bind it to an internal network only.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { listenHttp, type HttpListener } from '../net/http-listener.js';
 import { renderMetrics, type Registry } from './metrics-registry.js';
 
 export interface Readiness {
   ok: boolean;
   checks: Record<string, boolean>;
-}
-
-export interface MetricsServer {
-  port: number;
-  close(): Promise<void>;
 }
 
 /** Listens on `port` (0: any free one) at `host`. */
@@ -25,7 +20,7 @@ export async function startMetricsServer(options: {
   port: number;
   host: string;
   logger: Logger;
-}): Promise<MetricsServer> {
+}): Promise<HttpListener> {
   const { registry, readiness, logger } = options;
   const send = (res: http.ServerResponse, status: number, type: string, body: string) => {
     res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
@@ -57,17 +52,5 @@ export async function startMetricsServer(options: {
     }
     send(res, 404, 'text/plain', 'not found\n');
   });
-  server.keepAliveTimeout = 65_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => resolve());
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return listenHttp(server, options.port, options.host);
 }

@@ -8,7 +8,7 @@
  * authorizer (200 with a result).
  */
 import { pino } from 'pino';
-import { startBrokerAuthServer, type BrokerAuthServer } from '../../src/api/broker-auth-server.js';
+import { startBrokerAuthServer } from '../../src/api/broker-auth-server.js';
 import { BrokerAuthHook } from '../../src/auth/broker-auth-hook.js';
 import { createMqttAuthenticator } from '../../src/auth/mqtt-auth.js';
 import { TokenSigner } from '../../src/auth/tokens.js';
@@ -211,7 +211,7 @@ describe('requests', () => {
       keys: createKeys(h.service.config.queuePrefix),
     });
     const token = 'hook-token-0123456789abcdef';
-    const server: BrokerAuthServer = await startBrokerAuthServer({ hook, port: 0, host: '127.0.0.1', token, logger: pino({ level: 'silent' }) });
+    const server = await startBrokerAuthServer({ hook, port: 0, host: '127.0.0.1', token, logger: pino({ level: 'silent' }) });
     try {
       const base = `http://127.0.0.1:${server.port}`;
       const none = await post('/emqx/authn', login.get('siteA')!, { base });
