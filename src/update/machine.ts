@@ -96,6 +96,8 @@ export const TRANSIENT_FAILURE_CODES: ReadonlySet<string> = new Set(['device-off
 
 /** The longest pause between two looks at a busy site (the job's backoff doubles up to it). */
 export const SITE_WAIT_MAX_DELAY_MS = 30_000;
+/** A wait for a busy site logs its first look, then every this many looks. */
+export const SITE_WAIT_LOG_EVERY = 10;
 
 const PHASE_TIMEOUT_KEY: Record<Phase, keyof ExecutionTimeouts> = {
   preflight: 'preflightMs',
@@ -454,10 +456,15 @@ class Builder {
     const waits = rec.siteWaits ?? 0;
     const backoffMs = (this.ctx.retry ?? DEFAULT_RETRY_POLICY).backoffMs;
     const delay = Math.min(SITE_WAIT_MAX_DELAY_MS, backoffMs * 2 ** waits, this.ctx.timeouts.totalMs - waitedMs);
-    return this.requeue({ code: 'site-busy', message: busy }, delay, { siteWaits: waits + 1, siteBusySince: since }, {
-      level: 'info',
-      message: `waiting for the site (site-busy): execution ${holder} is updating on it; looking again in ${delay} ms`,
-    });
+    // One log line when the wait begins and one every SITE_WAIT_LOG_EVERY looks, not one per look: an
+    // hour's wait is ~120 looks, and the record shows each of them anyway (siteWaits, retryAt).
+    const look = waits + 1;
+    const message = !rec.siteBusySince
+      ? `waiting for the site (site-busy): execution ${holder} is updating on it; looking again in ${delay} ms`
+      : look % SITE_WAIT_LOG_EVERY === 0
+        ? `still waiting for the site (site-busy) after ${Math.round(waitedMs / 1000)} s: execution ${holder} is updating on it`
+        : null;
+    return this.requeue({ code: 'site-busy', message: busy }, delay, { siteWaits: look, siteBusySince: since }, message ? { level: 'info', message } : null);
   }
 
   /**
@@ -465,7 +472,7 @@ class Builder {
    * `installSentAt` is cleared only here, where the device provably has nothing: it was never sent
    * the install, or refused it explicitly.
    */
-  private requeue(error: ErrorInfo, delayMs: number, patch: Partial<ExecutionRecord>, event: { level: 'info' | 'warn'; message: string }): Transition {
+  private requeue(error: ErrorInfo, delayMs: number, patch: Partial<ExecutionRecord>, event: { level: 'info' | 'warn'; message: string } | null): Transition {
     this.update({
       ...patch,
       state: 'queued',

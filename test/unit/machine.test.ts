@@ -1,4 +1,4 @@
-import { initialState, MAX_INSTALL_TRIES, MAX_PREFLIGHT_STATUS_TRIES, SITE_WAIT_MAX_DELAY_MS, transition, type Command, type MachineContext, type MachineEvent, type MachineState } from '../../src/update/machine.js';
+import { initialState, MAX_INSTALL_TRIES, MAX_PREFLIGHT_STATUS_TRIES, SITE_WAIT_LOG_EVERY, SITE_WAIT_MAX_DELAY_MS, transition, type Command, type MachineContext, type MachineEvent, type MachineState } from '../../src/update/machine.js';
 import { DEFAULT_RETRY_POLICY, type DeviceStatus, type ExecutionRecord, type Phase } from '../../src/protocol/index.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -298,6 +298,10 @@ describe('retries of transient failures before the point of no return', () => {
       const since = new Date(T0 - 5000).toISOString();
       const third = go(inPreflight({ retries: 2, siteWaits: 2, siteBusySince: since }), busy);
       expect(third.state.record).toMatchObject({ siteWaits: 3, siteBusySince: since, retryAt: new Date(T0 + 4000).toISOString() });
+      // The record is saved (and published) on every look; the log only at the first and every tenth.
+      expect(saved(third).event).toBeNull();
+      const tenth = go(inPreflight({ retries: 9, siteWaits: SITE_WAIT_LOG_EVERY - 1, siteBusySince: since }), busy);
+      expect(saved(tenth).event).toMatchObject({ level: 'info', message: expect.stringContaining('still waiting for the site (site-busy) after 5 s') });
       const late = transition(initialState(inPreflight({ retries: 20, siteWaits: 20, siteBusySince: since })), busy, { ...withRetry, timeouts: { ...ctx.timeouts, totalMs: 3600_000 } });
       expect(late.state.record.retryAt).toBe(new Date(T0 + SITE_WAIT_MAX_DELAY_MS).toISOString());
     });
