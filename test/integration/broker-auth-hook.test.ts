@@ -159,6 +159,13 @@ describe('access follows the broker contract', () => {
     expect(await acl('browserX', `fleetflash/jobs/${X}/status`, 1, true)).toBe(200);
   });
 
+  test("a check under another kind's client id is refused: the id is bound to the principal", async () => {
+    const site = { username: A, clientid: `gx-${B}`, topic: `R/${A}/keepalive`, acc: 1 };
+    expect(await post('/mosquitto/acl', site)).toEqual({ status: 403, body: { Ok: false, Error: 'client-id' } });
+    const service = { ...login.get('service')!, clientid: `gx-${A}` };
+    expect((await post('/emqx/authz', { username: service.username, clientid: service.clientid, action: 'publish', topic: 'x/y' })).body).toEqual({ result: 'deny' });
+  });
+
   test('a site retains only its serial (EMQX passes the retain flag)', async () => {
     expect(await emqxAuthz('siteA', 'publish', `N/${A}/system/0/Serial`, true)).toBe('allow');
     expect(await emqxAuthz('siteA', 'publish', `N/${A}/solarcharger/258/FirmwareVersion`, true)).toBe('deny');
