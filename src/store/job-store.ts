@@ -83,7 +83,7 @@ type ScriptRedis = Redis & {
 function withScripts(redis: Redis): ScriptRedis {
   const r = redis as ScriptRedis;
   if (typeof r.ffUpdateExecution !== 'function') {
-    redis.defineCommand('ffUpdateExecution', { numberOfKeys: 9, lua: UPDATE_EXECUTION });
+    redis.defineCommand('ffUpdateExecution', { numberOfKeys: 10, lua: UPDATE_EXECUTION });
     redis.defineCommand('ffAppendEvent', { numberOfKeys: 2, lua: APPEND_EVENT });
     // The number of keys comes first in each call: the site's locks vary.
     redis.defineCommand('ffAcquireLock', { lua: ACQUIRE_LOCK });
@@ -176,6 +176,9 @@ export class JobStore {
     // The device's last update and history entry are written only when the execution ends.
     const lastUpdateJson = terminal ? JSON.stringify(lastUpdateOf(record)) : '';
     const historyJson = terminal ? JSON.stringify(historyEntryOf(record)) : '';
+    // Re-queued to wait for its busy site: woken when another execution of the site frees its lock.
+    const waiting = record.state === 'queued' && record.error?.code === 'site-busy';
+    const portalId = parseDeviceId(record.deviceId)?.portalId ?? record.deviceId;
     const res = await this.redis.ffUpdateExecution(
       k.job(record.jobId),
       k.jobExecutions(record.jobId),
@@ -186,6 +189,7 @@ export class JobStore {
       k.jobInFlight(record.jobId),
       k.jobRetries(record.jobId),
       k.jobCanary(record.jobId),
+      k.siteWaiters(portalId),
       record.deviceId,
       JSON.stringify(record),
       String(record.seq),
@@ -201,6 +205,9 @@ export class JobStore {
       record.state === 'queued' && record.retryAt ? String(Date.parse(record.retryAt)) : '',
       k.rolloutChannel(),
       record.jobId,
+      waiting ? `${k.jobRetries(record.jobId)}|${record.jobId}|${record.deviceId}` : '',
+      // The record's own clock (the driver's): a fake one in tests, like the retry times it wakes.
+      String(Date.parse(record.updatedAt)),
     );
     if (Number(res[0]) !== 1) {
       const reason = String(res[1]);

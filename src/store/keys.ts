@@ -11,6 +11,8 @@ export interface Keys {
   deviceLock(deviceId: string): string;
   devices(): string;
   siteDevices(portalId: string): string;
+  /** Executions waiting for this site to be free (set of `<retry zset key>|<jobId>|<deviceId>`; see lua.ts). */
+  siteWaiters(portalId: string): string;
   deviceHistory(deviceId: string): string;
   sites(): string;
   firmware(): string;
@@ -53,6 +55,7 @@ export function createKeys(prefix: string): Keys {
     deviceLock: (id) => `${p}:lock:device:${id}`,
     devices: () => `${p}:devices`,
     siteDevices: (portalId) => `${p}:site:${portalId}:devices`,
+    siteWaiters: (portalId) => `${p}:site:${portalId}:waiters`,
     deviceHistory: (id) => `${p}:device:${id}:history`,
     sites: () => `${p}:sites`,
     firmware: () => `${p}:firmware`,

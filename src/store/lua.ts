@@ -5,10 +5,11 @@
 
 /**
  * KEYS: job hash, executions hash, events list, device lock, devices hash, device history list,
- *       job in-flight set, job retry zset, job canary set.
+ *       job in-flight set, job retry zset, job canary set, the site's waiters set.
  * ARGV: deviceId, record JSON, record seq, record state, event JSON ('' for none), now ISO, executionId,
  *       history entry JSON and lastUpdate JSON ('' unless terminal), new installed version ('' for none), history limit,
- *       error code ('' for none), retry due time in ms ('' unless re-queued), rollout channel ('' for none), jobId.
+ *       error code ('' for none), retry due time in ms ('' unless re-queued), rollout channel ('' for none), jobId,
+ *       waiter entry `<retry zset key>|<jobId>|<deviceId>` ('' unless re-queued to wait for its busy site), now in ms.
  * Returns {1, eventJSON|'', deviceJSON|'', jobHashFlat...} or {0, reason} when the write is stale or the
  * record is terminal, or {0, 'aborted', abortReason} when the job is aborted and the execution is not past
  * the point of no return (no install sent or accepted): only an end may be written then, so an abort
@@ -20,6 +21,11 @@
  * code (`e:<code>`) and its canary wave result, and frees its rollout slot.
  * An execution going back to `queued` (a retry after a transient failure) frees its slot and device
  * lock and waits in the retry zset. Either way the rollout channel hears the job id.
+ * One that waits for its busy site also joins the site's waiters; an execution of the site that frees
+ * its device lock (ends, or is re-queued) makes every waiter due at once (its retry zset score → now,
+ * its job id on the rollout channel) and empties the set: a waiter looks again when the site may have
+ * become free instead of at the end of its pause. Entries of executions no longer waiting (released,
+ * canceled) are skipped; the set expires a day after its last entry.
  */
 export const UPDATE_EXECUTION = `
 local function given(v) return v ~= nil and v ~= cjson.null and v ~= false end
@@ -46,17 +52,28 @@ if jobState == 'queued' and newState ~= 'queued' then
   jobState = 'in_progress'
 end
 local requeued = newState == 'queued' and rec.state ~= 'queued'
+local released = false
 if terminal[newState] or requeued then
   if redis.call('SREM', KEYS[7], ARGV[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'inflight', -1) end
 end
 if requeued then
-  if redis.call('GET', KEYS[4]) == ARGV[7] then redis.call('DEL', KEYS[4]) end
+  if redis.call('GET', KEYS[4]) == ARGV[7] then
+    redis.call('DEL', KEYS[4])
+    released = true
+  end
   redis.call('ZADD', KEYS[8], tonumber(ARGV[13]) or 0, ARGV[1])
   redis.call('HINCRBY', KEYS[1], 'retries', 1)
+  if ARGV[16] ~= '' then
+    redis.call('SADD', KEYS[10], ARGV[16])
+    redis.call('EXPIRE', KEYS[10], 86400)
+  end
 end
 local device = ''
 if terminal[newState] then
-  if redis.call('GET', KEYS[4]) == ARGV[7] then redis.call('DEL', KEYS[4]) end
+  if redis.call('GET', KEYS[4]) == ARGV[7] then
+    redis.call('DEL', KEYS[4])
+    released = true
+  end
   redis.call('ZREM', KEYS[8], ARGV[1])
   if ARGV[12] ~= '' then redis.call('HINCRBY', KEYS[1], 'e:' .. ARGV[12], 1) end
   if redis.call('SISMEMBER', KEYS[9], ARGV[1]) == 1 then
@@ -94,6 +111,18 @@ if ARGV[5] ~= '' then
   redis.call('RPUSH', KEYS[3], ev)
 end
 if (terminal[newState] or requeued) and ARGV[14] ~= '' then redis.call('PUBLISH', ARGV[14], ARGV[15]) end
+if released then
+  local now = tonumber(ARGV[17])
+  for _, entry in ipairs(redis.call('SMEMBERS', KEYS[10])) do
+    local retries, job, dev = string.match(entry, '^([^|]*)|([^|]*)|(.*)$')
+    local due = retries and redis.call('ZSCORE', retries, dev)
+    if due and tonumber(due) > now then
+      redis.call('ZADD', retries, now, dev)
+      if ARGV[14] ~= '' then redis.call('PUBLISH', ARGV[14], job) end
+    end
+  end
+  redis.call('DEL', KEYS[10])
+end
 local out = {1, ev, device}
 if rec.state ~= newState then
   local flat = redis.call('HGETALL', KEYS[1])

@@ -184,8 +184,9 @@ test.each([
   // Slow enough to launch the second job while the first device updates.
   const site = await h.addFleet({ sites: 1, salt: `site-busy-${firstService}`, timeScale: 50, mix: { vebus: 0, solarcharger: 1, battery: 0 } });
   const [first, second] = [firstService, secondService].map((service) => deviceOf(site, service));
-  // One attempt only: waiting for the site must not use it up.
-  const retry = { maxAttempts: 1, backoffMs: 200 };
+  // One attempt only: waiting for the site must not use it up. A long pause: the wait must end when
+  // the site frees, not when the pause does.
+  const retry = { maxAttempts: 1, backoffMs: 20_000 };
   const firstJob = await launch(h.image(first.productId).id, [first.deviceId], { allowSameVersion: true });
   await waitFor(async () => (await readJob(h, firstJob.id)).executions[0].installAccepted, 10_000, 'the first update to start');
   const secondJob = await launch(h.image(second.productId).id, [second.deviceId], { allowSameVersion: true, retry });
@@ -199,6 +200,8 @@ test.each([
   const [y] = site.truth.executions().filter((e) => e.jobId === secondJob.id);
   expect(x.finishedAt).not.toBeNull();
   expect(y.acceptedAt).toBeGreaterThanOrEqual(x.finishedAt!);
+  // Woken when the first execution freed its lock, well before its 20 s pause was over.
+  expect(y.acceptedAt! - x.finishedAt!).toBeLessThan(5000);
 });
 
 describe('faults', () => {
