@@ -111,9 +111,10 @@ if ARGV[5] ~= '' then
   redis.call('RPUSH', KEYS[3], ev)
 end
 if (terminal[newState] or requeued) and ARGV[14] ~= '' then redis.call('PUBLISH', ARGV[14], ARGV[15]) end
-if released then
+local waiters = released and redis.call('SMEMBERS', KEYS[10]) or {}
+if #waiters > 0 then
   local now = tonumber(ARGV[17])
-  for _, entry in ipairs(redis.call('SMEMBERS', KEYS[10])) do
+  for _, entry in ipairs(waiters) do
     local retries, job, dev = string.match(entry, '^([^|]*)|([^|]*)|(.*)$')
     local due = retries and redis.call('ZSCORE', retries, dev)
     if due and tonumber(due) > now then
