@@ -440,8 +440,9 @@ class Builder {
   /**
    * Another device of the site is updating (a GX and the devices behind it never update at once):
    * not a failure, the execution waits its turn. It goes back to `queued` like a retry, without
-   * using one of the job's attempts (`siteWaits` counts these re-queues), and looks again after the
-   * job's backoff, doubling up to SITE_WAIT_MAX_DELAY_MS. A site that stays busy for the execution's
+   * using one of the job's attempts (`siteWaits` counts these re-queues), and looks again when the
+   * store wakes it (another execution of the site freed its lock: store/lua.ts) or at the latest after
+   * the job's backoff, doubling up to SITE_WAIT_MAX_DELAY_MS. A site that stays busy for the execution's
    * whole total timeout (counted from the first look that found it busy) ends it `rejected`
    * `site-busy`. Only ever before the point of no return: the lock is taken in preflight.
    */
