@@ -28,6 +28,12 @@ export function maybeOperatorOf(res: Response): Operator | null {
   return ((res.locals as Record<string, unknown>)[OPERATOR_LOCAL] as Operator | undefined) ?? null;
 }
 
+/** The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1), or null when it is not one. */
+export function bearerToken(header: string): string | null {
+  const m = BEARER_RE.exec(header);
+  return m && m[1].length <= MAX_TOKEN_LENGTH ? m[1] : null;
+}
+
 /**
  * Resolves `Authorization: Bearer <token>` to an operator. Missing or wrong tokens answer 401 with
  * `WWW-Authenticate: Bearer` (RFC 6750 §3); an address with too many wrong tokens answers 429.
@@ -45,8 +51,8 @@ export function authenticate(operators: OperatorAuth, limiter: FailedAuthLimiter
       res.setHeader('WWW-Authenticate', 'Bearer realm="fleetflash"');
       throw new UnauthorizedError();
     }
-    const m = BEARER_RE.exec(header);
-    const operator = m && m[1].length <= MAX_TOKEN_LENGTH ? operators.resolve(m[1]) : null;
+    const token = bearerToken(header);
+    const operator = token === null ? null : operators.resolve(token);
     if (!operator) {
       limiter.recordFailure(address);
       res.setHeader('WWW-Authenticate', 'Bearer realm="fleetflash", error="invalid_token"');

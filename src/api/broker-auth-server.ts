@@ -12,15 +12,16 @@
  * broker's side only; with `BROKER_AUTH_TOKEN` set every call must also carry `Authorization: Bearer
  * <token>` (EMQX can send headers; mosquitto-go-auth cannot).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import express, { type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { BrokerAction, BrokerAuthHook, Decision } from '../auth/broker-auth-hook.js';
+import { matchesDigest, secretDigest } from '../auth/secret-digest.js';
 import type { Principal } from '../../broker/acl.js';
 import { UnauthorizedError } from '../errors.js';
 import { listenHttp, type HttpListener } from '../net/http-listener.js';
+import { bearerToken } from './auth-middleware.js';
 import { errorHandler, notFoundHandler } from './error-handler.js';
 import { parseInput } from './validate.js';
 
@@ -57,11 +58,11 @@ export function brokerAuthApp(options: { hook: BrokerAuthHook; token: string | n
   const { hook, logger } = options;
   const app = express();
   app.disable('x-powered-by');
-  const expected = options.token === null ? null : digest(options.token);
+  const expected = options.token === null ? null : secretDigest(options.token);
   app.use((req, _res, next) => {
     if (expected === null) return next();
-    const given = /^Bearer (.+)$/.exec(req.get('authorization') ?? '')?.[1];
-    next(given && timingSafeEqual(digest(given), expected) ? undefined : new UnauthorizedError('the broker auth hook needs its bearer token'));
+    const given = bearerToken(req.get('authorization') ?? '');
+    next(given !== null && matchesDigest(expected, given) ? undefined : new UnauthorizedError('the broker auth hook needs its bearer token'));
   });
   app.use(express.json({ limit: '16kb' }), express.urlencoded({ extended: false, limit: '16kb' }));
 
@@ -118,8 +119,4 @@ export function brokerAuthApp(options: { hook: BrokerAuthHook; token: string | n
   app.use(notFoundHandler());
   app.use(errorHandler(logger));
   return app;
-}
-
-function digest(s: string): Buffer {
-  return createHash('sha256').update(s).digest();
 }

@@ -3,10 +3,10 @@
  * its own secret, checked against the stored hash) or a browser (a short-lived signed token).
  * Anything else is refused.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Principal } from '../../broker/acl.js';
 import { isPortalId } from '../protocol/index.js';
 import type { SiteStore } from '../store/site-store.js';
+import { matchesDigest, secretDigest } from './secret-digest.js';
 import type { TokenSigner } from './tokens.js';
 
 export interface MqttAuthDeps {
@@ -24,12 +24,12 @@ export interface ConnectAttempt {
 }
 
 export function createMqttAuthenticator(deps: MqttAuthDeps): (req: ConnectAttempt) => Promise<Principal | null> {
-  const serviceDigest = digest(deps.servicePassword);
+  const serviceDigest = secretDigest(deps.servicePassword);
   return async ({ username, password }) => {
     if (!username || !password || password.length === 0 || password.length > 4096) return null;
     const secret = password.toString('utf8');
     if (username === deps.serviceUser) {
-      return timingSafeEqual(serviceDigest, digest(secret)) ? { kind: 'service', name: username } : null;
+      return matchesDigest(serviceDigest, secret) ? { kind: 'service', name: username } : null;
     }
     if (isPortalId(username)) {
       return (await deps.sites.verify(username, secret)) ? { kind: 'site', portalId: username } : null;
@@ -38,8 +38,4 @@ export function createMqttAuthenticator(deps: MqttAuthDeps): (req: ConnectAttemp
     if (!claims || claims.subject !== username) return null;
     return { kind: 'browser', subject: claims.subject, role: claims.role, jobs: claims.jobs, expiresAt: claims.expiresAt };
   };
-}
-
-function digest(s: string): Buffer {
-  return createHash('sha256').update(s).digest();
 }

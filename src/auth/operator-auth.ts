@@ -1,6 +1,7 @@
 /** Operator bearer tokens: constant-time lookup, never logged. */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import type { ApiToken, OperatorRole } from '../config.js';
+import { secretDigest } from './secret-digest.js';
 
 export interface Operator {
   /** Non-secret name for logs and the audit trail. */
@@ -12,12 +13,12 @@ export class OperatorAuth {
   private readonly entries: { digest: Buffer; operator: Operator }[];
 
   constructor(tokens: readonly ApiToken[]) {
-    this.entries = tokens.map((t) => ({ digest: digest(t.token), operator: { name: t.name, role: t.role } }));
+    this.entries = tokens.map((t) => ({ digest: secretDigest(t.token), operator: { name: t.name, role: t.role } }));
   }
 
   /** The operator owning `token`, or null. Compares digests in constant time against every entry. */
   resolve(token: string): Operator | null {
-    const d = digest(token);
+    const d = secretDigest(token);
     let found: Operator | null = null;
     for (const e of this.entries) {
       if (timingSafeEqual(e.digest, d)) found = e.operator;
@@ -29,8 +30,4 @@ export class OperatorAuth {
 /** Whether `role` may do what `needed` allows. */
 export function roleAllows(role: OperatorRole, needed: OperatorRole): boolean {
   return needed === 'viewer' || role === 'operator';
-}
-
-function digest(token: string): Buffer {
-  return createHash('sha256').update(token).digest();
 }
