@@ -6,6 +6,7 @@
  * - launch: concurrent `POST /api/jobs` (scheduled an hour ahead, so nothing runs), latency and rate.
  */
 import { imageBytes } from '../../src/demo/seed-firmware.js';
+import { parseExecutionId } from '../../src/protocol/index.js';
 import type { Cluster } from './bench-cluster.js';
 import { procSample, procSamples } from './bench-proc.js';
 import { monoUs, type ProgressSample } from './bench-sim.js';
@@ -257,7 +258,7 @@ export function matchLatencies(
   let unmatched = 0;
   for (const [executionId, phase, progress, sentUs] of sent) {
     if (sentUs < windowUs[0] || sentUs > windowUs[1]) continue;
-    const deviceId = executionId.slice(executionId.indexOf('.') + 1);
+    const { deviceId } = parseExecutionId(executionId);
     const match = byDevice.get(deviceId)?.find((r) => r[4] >= sentUs && r[1] === phase && r[2] === progress);
     if (match) {
       latencies.push((match[4] - sentUs) / 1000);
