@@ -322,6 +322,28 @@ describe('embedded broker', () => {
     });
 
     it.each(['tcp', 'ws'] as const)(
+      'sends retained text and binary payloads back byte for byte (%s)',
+      async (transport) => {
+        // Kept as a string (text) or a buffer of its own (anything else): either way the same bytes.
+        const text = Buffer.from('{"value":"Grüße 😀","n":1}');
+        const binary = Buffer.from([0x00, 0xff, 0xc3, 0x28, 0x80, 0x7b]);
+        const topic = (kind: string) => `fleetflash/jobs/${JOB}/devices/${B}.${kind}-${transport}.0`;
+        const service = await h.connect('tcp', 'svc', `svc-bytes-${transport}`);
+        await service.publishAsync(topic('text'), text, { retain: true, qos: 1 });
+        await service.publishAsync(topic('binary'), binary, { retain: true, qos: 1 });
+        const later =
+          transport === 'tcp'
+            ? await h.connect('tcp', 'svc', 'svc-bytes-later')
+            : await h.connect('ws', 'viewer', 'web-alice-bytes');
+        const received = new MessageLog(later);
+        await later.subscribeAsync(`fleetflash/jobs/${JOB}/devices/+`);
+        expect((await received.next(topic('text'))).payload).toEqual(text);
+        expect((await received.next(topic('binary'))).payload).toEqual(binary);
+        await Promise.all([service.endAsync(), later.endAsync()]);
+      },
+    );
+
+    it.each(['tcp', 'ws'] as const)(
       'keeps a filter unsubscribed and subscribed again in one write subscribed (%s)',
       async (transport) => {
         // aedes handles the packets of one read concurrently; its UNSUBSCRIBE used to complete after

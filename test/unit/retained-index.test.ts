@@ -5,7 +5,7 @@
  */
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
-import { RetainedIndex, withRetainedIndex } from '../../broker/retained-index.js';
+import { RetainedIndex, retainedCopy, withRetainedIndex } from '../../broker/retained-index.js';
 import { topicMatches } from '../../src/protocol/index.js';
 
 function matches(index: RetainedIndex<string>, filter: string): string[] {
@@ -79,7 +79,12 @@ describe('RetainedIndex', () => {
 describe('withRetainedIndex', () => {
   function fakePersistence() {
     return {
-      storeRetained: (_packet: { cmd: 'publish'; qos: 0 | 1 | 2; topic: string; payload: Buffer }): Promise<void> => Promise.reject(new Error('replaced')),
+      storeRetained: (_packet: {
+        cmd: 'publish';
+        qos: 0 | 1 | 2;
+        topic: string;
+        payload: Buffer;
+      }): Promise<void> => Promise.reject(new Error('replaced')),
       createRetainedStream: (_pattern: string): Readable => Readable.from([]),
       createRetainedStreamCombi: (_patterns: string[]): Readable => Readable.from([]),
     };
@@ -88,11 +93,40 @@ describe('withRetainedIndex', () => {
 
   it('stores, replaces and (empty payload) deletes retained packets; streams each match once', async () => {
     const p = withRetainedIndex(fakePersistence());
-    await p.storeRetained({ cmd: 'publish', qos: 0, topic: 'N/x/system/0/Serial', payload: Buffer.from('1') });
+    await p.storeRetained({
+      cmd: 'publish',
+      qos: 0,
+      topic: 'N/x/system/0/Serial',
+      payload: Buffer.from('1'),
+    });
     await p.storeRetained({ cmd: 'publish', qos: 0, topic: 'N/x/a', payload: Buffer.from('1') });
     await p.storeRetained({ cmd: 'publish', qos: 0, topic: 'N/x/a', payload: Buffer.from('2') });
-    expect(await read(p.createRetainedStreamCombi(['N/x/#', 'N/+/a']))).toEqual(['N/x/a', 'N/x/system/0/Serial']);
+    expect(await read(p.createRetainedStreamCombi(['N/x/#', 'N/+/a']))).toEqual([
+      'N/x/a',
+      'N/x/system/0/Serial',
+    ]);
     await p.storeRetained({ cmd: 'publish', qos: 0, topic: 'N/x/a', payload: Buffer.alloc(0) });
     expect(await read(p.createRetainedStream('N/x/#'))).toEqual(['N/x/system/0/Serial']);
+  });
+});
+
+describe('retainedCopy', () => {
+  const packet = (payload: Buffer) => ({ cmd: 'publish' as const, topic: 'N/x/a', payload, qos: 0 as const });
+
+  it('keeps text as a string of the same bytes, not as a view into the read it arrived in', () => {
+    const read = Buffer.from('N/x/a{"value":"Grüße 😀"}N/x/b{}');
+    const payload = read.subarray(5, read.indexOf('}') + 1);
+    const kept = retainedCopy(packet(payload));
+    expect(typeof kept.payload).toBe('string');
+    expect(Buffer.from(kept.payload as string)).toEqual(payload);
+  });
+
+  it('keeps anything else in a buffer of its own, not in a slab of the shared pool', () => {
+    const payload = Buffer.from([0xff, 0xfe, 0x00, 0xc3]); // not UTF-8; cut from the pool
+    expect(payload.buffer.byteLength).toBeGreaterThan(payload.length);
+    const kept = retainedCopy(packet(payload));
+    expect(Buffer.isBuffer(kept.payload)).toBe(true);
+    expect(kept.payload).toEqual(payload);
+    expect((kept.payload as Buffer).buffer.byteLength).toBe(payload.length);
   });
 });
