@@ -51,14 +51,10 @@ export class IterationCork {
    * leave (the client would otherwise never learn why).
    */
   flush(): void {
-    this.#release();
-  }
-
-  readonly #release = (): void => {
     if (!this.#held) return;
     this.#held = false;
     this.stream.uncork();
-  };
+  }
 }
 
 /** Makes every `write` on `stream` go through an {@link IterationCork} (for sockets handed to mqtt.js). */
