@@ -46,6 +46,11 @@ export interface Config {
   mqttMaxPacketBytes: number;
   /** Entries the audit trail keeps (oldest dropped first). */
   auditMaxEntries: number;
+  /**
+   * How long a finished job's records stay retained on the broker (its status and execution topics)
+   * before they are cleared; the API keeps serving them. 0: kept for as long as the broker keeps them.
+   */
+  retainedJobTtlMs: number;
   /** Broker the workers connect to; default: the embedded one. */
   mqttUrl: string | null;
   /**
@@ -140,6 +145,7 @@ export function parseConfig(env: Env = process.env): Readonly<Config> {
     mqttConnectRatePerMin: int(env, 'MQTT_CONNECT_RATE_PER_MIN', 0, 0, 10_000_000),
     mqttMaxPacketBytes: int(env, 'MQTT_MAX_PACKET_BYTES', 256 * 1024, 1024, 256 * 1024 * 1024),
     auditMaxEntries: int(env, 'AUDIT_MAX_ENTRIES', 10_000, 100, 10_000_000),
+    retainedJobTtlMs: int(env, 'RETAINED_JOB_TTL_MS', 24 * 3600_000, 0, 365 * 86_400_000),
     mqttUrl: optionalUrl(env, 'MQTT_URL', ['mqtt:', 'mqtts:', 'tcp:', 'ws:', 'wss:']),
     mqttBrowserUrl: optionalUrl(env, 'MQTT_BROWSER_URL', ['ws:', 'wss:']),
     brokerCluster: oneOf(env, 'BROKER_CLUSTER', 'none', ['none', 'redis']),

@@ -31,6 +31,7 @@ import { coalesceWrites } from '../net/write-coalescing.js';
 import { DevicePayloadStats } from '../mqtt/device-payload-stats.js';
 import { createExecutionQueue } from '../queue/execution-queue.js';
 import { startExecutionWorker, type ExecutionWorker } from '../queue/execution-worker.js';
+import { RetainedJobExpiry } from '../status/retained-expiry.js';
 import { RetainedRestorer } from '../status/retained-restorer.js';
 import { LISTEN_BACKLOG } from '../net/listen-backlog.js';
 import { StatusPublisher } from '../status/status-publisher.js';
@@ -262,8 +263,13 @@ async function start(
     closers.push(() => monitor.stop());
     // An in-memory broker forgets retained state when it restarts: put it back when it is gone. A broker
     // that keeps it gets the recent jobs again at start (what a dead predecessor may not have published).
-    const restorer = new RetainedRestorer(jobs, devices, publisher, logger.child({ component: 'restore' }), () =>
-      rolloutStore.activeJobs(),
+    const restorer = new RetainedRestorer(
+      jobs,
+      devices,
+      publisher,
+      logger.child({ component: 'restore' }),
+      () => rolloutStore.activeJobs(),
+      config.retainedJobTtlMs,
     );
     const restore = () => void restorer.restoreIfLost(mqtt).catch((err: Error) => logger.warn({ err }, 'retained restore failed'));
     mqtt.on('connect', restore);
@@ -272,6 +278,16 @@ async function start(
       mqtt.off('connect', restore);
       restorer.stop();
     });
+    // Finished jobs' retained records leave the broker after RETAINED_JOB_TTL_MS: its memory stays bounded.
+    const expiry = new RetainedJobExpiry({
+      redis,
+      keys,
+      publisher,
+      logger: logger.child({ component: 'status' }),
+      ttlMs: config.retainedJobTtlMs,
+    });
+    expiry.start();
+    closers.push(async () => expiry.stop());
     const launcher = new JobLauncher({
       jobs,
       devices,

@@ -48,13 +48,17 @@ export class RetainedRestorer {
   /** A check of this process has completed (with the start-up pass or a full restore): no start-up pass again. */
   private checkedOnce = false;
 
-  /** `activeJobIds`: the jobs the rollout still looks after, however old. */
+  /**
+   * `activeJobIds`: the jobs the rollout still looks after, however old. `retainedJobTtlMs`: jobs
+   * finished longer ago than this are not put back (retained-expiry.ts cleared them); 0: no limit.
+   */
   constructor(
     private readonly jobs: JobStore,
     private readonly devices: DeviceStore,
     private readonly publisher: StatusPublisher,
     private readonly logger: Logger,
     private readonly activeJobIds: () => Promise<string[]>,
+    private readonly retainedJobTtlMs = 0,
   ) {}
 
   /** Restores when the broker has lost the retained marker (coalesced while one runs). */
@@ -117,7 +121,7 @@ export class RetainedRestorer {
   }
 
   private async snapshot(scope: Scope): Promise<Snapshot> {
-    const jobs = scope === 'all' ? await this.jobs.list(RESTORE_JOBS_LIMIT) : await this.recentJobs();
+    const jobs = (scope === 'all' ? await this.jobs.list(RESTORE_JOBS_LIMIT) : await this.recentJobs()).filter((j) => !this.expired(j));
     const executions = new Map<string, ExecutionRecord>();
     for (const j of jobs) for (const e of await this.jobs.executions(j.id)) executions.set(e.executionId, e);
     const devices =
@@ -127,6 +131,11 @@ export class RetainedRestorer {
             (d): d is DeviceRecord => d !== null,
           );
     return { jobs: new Map(jobs.map((j) => [j.id, j])), executions, devices: new Map(devices.map((d) => [d.deviceId, d])) };
+  }
+
+  /** Finished so long ago that its retained records are cleared, not restored. */
+  private expired(job: JobRecord): boolean {
+    return this.retainedJobTtlMs > 0 && job.finishedAt !== null && Date.parse(job.finishedAt) <= Date.now() - this.retainedJobTtlMs;
   }
 
   /** Of the newest jobs those unfinished or finished lately, and every job the rollout still looks after. */

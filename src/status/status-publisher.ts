@@ -78,6 +78,15 @@ export class StatusPublisher {
     this.publish(fleetDeviceTopic(record.deviceId), record, true, 'device');
   }
 
+  /**
+   * Removes a retained record from the broker: an empty retained publish ([MQTT-3.3.1-10]).
+   * Subscribers get the empty message live; later ones get nothing for the topic.
+   */
+  clear(topic: string, kind: StatusTopicKind): void {
+    this.published.delete(topic);
+    this.send(topic, '', true, kind);
+  }
+
   /** Publishes what is queued and waits until the broker has acknowledged everything sent so far. */
   async flush(): Promise<void> {
     this.flushJobs();
@@ -128,9 +137,13 @@ export class StatusPublisher {
     this.pendingJobs.clear();
   }
 
+  private publish(topic: string, body: unknown, retain: boolean, kind: StatusTopicKind): void {
+    this.send(topic, JSON.stringify(body), retain, kind);
+  }
+
   // A callback, not publishAsync: ~20 publishes per execution, and the promise chain per publish
   // (then, catch, finally) was garbage the worker's GC paid for.
-  private publish(topic: string, body: unknown, retain: boolean, kind: StatusTopicKind): void {
+  private send(topic: string, payload: string, retain: boolean, kind: StatusTopicKind): void {
     const started = this.onAcked ? process.hrtime.bigint() : 0n;
     const id = this.nextId++;
     this.inflight.add(id);
@@ -145,7 +158,7 @@ export class StatusPublisher {
       }
     };
     try {
-      (retain ? this.retainedSink : this.sink).publish(topic, JSON.stringify(body), { qos: 1, retain }, done);
+      (retain ? this.retainedSink : this.sink).publish(topic, payload, { qos: 1, retain }, done);
     } catch (err) {
       // mqtt.js throws instead of calling back when the client has been ended.
       done(err as Error);

@@ -40,6 +40,10 @@ export interface Keys {
   audit(): string;
   /** Counter handing out audit entry ids. */
   auditSeq(): string;
+  /** Finished jobs' retained topics are cleared up to here: every job created at or before this time (ms) is done with. */
+  retainedExpiryCursor(): string;
+  /** The short lease of the api process clearing them. */
+  retainedExpiryLease(): string;
   /** A browser an external broker authenticated through the auth hook, by client id (JSON; expires with its token). */
   brokerAuthBrowser(clientId: string): string;
 }
@@ -71,6 +75,8 @@ export function createKeys(prefix: string): Keys {
     rolloutChannel: () => `${p}:rollout`,
     audit: () => `${p}:audit`,
     auditSeq: () => `${p}:audit:seq`,
+    retainedExpiryCursor: () => `${p}:retained-expiry:cursor`,
+    retainedExpiryLease: () => `${p}:retained-expiry:lease`,
     brokerAuthBrowser: (clientId) => `${p}:broker-auth:browser:${clientId}`,
   };
 }
