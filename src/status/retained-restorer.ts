@@ -74,6 +74,8 @@ export class RetainedRestorer {
       return;
     }
     this.logger.info('broker holds no retained fleetflash state; restoring it from Redis');
+    // What this process published before the broker lost it must go out again, same seq or not.
+    this.publisher.forget();
     await this.run('all');
     await mqtt.publishAsync(RETAINED_MARKER_TOPIC, JSON.stringify({ restoredAt: new Date().toISOString() }), { qos: 1, retain: true });
     this.checkedOnce = true;

@@ -15,6 +15,7 @@ import {
 } from '../../src/protocol/index.js';
 import { createKeys } from '../../src/store/keys.js';
 import { RetainedJobExpiry } from '../../src/status/retained-expiry.js';
+import { RETAINED_MARKER_TOPIC } from '../../src/status/retained-restorer.js';
 import { StatusPublisher } from '../../src/status/status-publisher.js';
 import { embeddedBrokerSink } from '../../src/status/status-sink.js';
 import { BrokerHarness } from '../helpers/broker-harness.js';
@@ -39,6 +40,16 @@ async function retainedIn(aedes: unknown, filter: string): Promise<string[]> {
   };
   const packets = (await persistence.createRetainedStream(filter).toArray()) as { topic: string }[];
   return packets.map((p) => p.topic).sort();
+}
+
+/** Removes every retained message under `filter` as the broker itself (what a restart does to a store in memory). */
+async function clearRetained(aedes: Parameters<typeof embeddedBrokerSink>[0], filter: string): Promise<void> {
+  const sink = embeddedBrokerSink(aedes);
+  for (const topic of await retainedIn(aedes, filter)) {
+    await new Promise<void>((resolve, reject) =>
+      sink.publish(topic, '', { qos: 1, retain: true }, (err) => (err ? reject(err) : resolve())),
+    );
+  }
 }
 
 async function launch(harness: Harness, body: Record<string, unknown>): Promise<JobRecord> {
@@ -120,6 +131,21 @@ it.each(['none', 'redis'])(
     const served = await readJob(harness, done.id);
     expect(served.job.state).toBe('completed');
     expect(served.executions.map((e) => e.state)).toEqual(['succeeded']);
+
+    // The broker loses its retained state (the marker and the waiting job's records gone, as in a
+    // restart) and the api's client reconnects: the restore puts back the job that waits, not the
+    // one cleared.
+    const aedes = harness.service.broker!.aedes;
+    await clearRetained(aedes, RETAINED_MARKER_TOPIC);
+    await clearRetained(aedes, `fleetflash/jobs/${waiting.id}/#`);
+    expect(await retainedTopics(harness, `fleetflash/jobs/${waiting.id}/#`)).toEqual([]);
+    const restores = () => harness.logs.filter((l) => l.msg === 'retained state restored').length;
+    const before = restores();
+    const clients = (aedes as unknown as { clients: Record<string, { close(): void }> }).clients;
+    for (const [id, client] of Object.entries(clients)) if (id.startsWith('svc-')) client.close();
+    await waitFor(() => restores() > before, 10_000, 'the restore after the reconnect');
+    expect(await retainedTopics(harness, `fleetflash/jobs/${waiting.id}/#`)).toEqual(waitingTopics);
+    expect(await retainedTopics(harness, `fleetflash/jobs/${done.id}/#`)).toEqual([]);
   },
 );
 
