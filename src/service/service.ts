@@ -287,7 +287,7 @@ async function start(
       ttlMs: config.retainedJobTtlMs,
     });
     expiry.start();
-    closers.push(async () => expiry.stop());
+    closers.push(() => expiry.stop());
     const launcher = new JobLauncher({
       jobs,
       devices,

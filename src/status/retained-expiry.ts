@@ -59,9 +59,11 @@ export class RetainedJobExpiry {
     run();
   }
 
-  stop(): void {
+  /** Stops the timer and waits for a pass under way (its publishes need the connection still open). */
+  async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    await this.running?.catch(() => undefined);
   }
 
   /** One pass if no other process made one within the interval; how many jobs it cleared. */
