@@ -41,7 +41,7 @@ import { ConnectRateLimiter } from './connect-rate-limiter.js';
 import { ExpiryTimers } from './expiry-timers.js';
 import { GuardedAedes, type DeliverFunc } from './guarded-aedes.js';
 import { PacketSizeGuard } from './packet-size-guard.js';
-import { indexedMemoryPersistence } from './retained-index.js';
+import { indexedMemoryPersistence, retainedMessageCount } from './retained-index.js';
 import { BrokerTransports } from './transports.js';
 
 /** Default for {@link BrokerOptions.maxPayloadBytes}. */
@@ -105,6 +105,8 @@ export interface EmbeddedBroker {
   connectedClients(): number;
   /** Connected clients per principal kind. */
   clientsByKind(): Record<PrincipalKind, number>;
+  /** Retained messages held in this process's memory; null when a shared persistence (Redis) holds them. */
+  retainedMessages(): number | null;
   /** Closes the listeners, every client connection and aedes. Idempotent. */
   close(): Promise<void>;
 }
@@ -362,6 +364,7 @@ export async function createBroker(options: BrokerOptions): Promise<EmbeddedBrok
     attachWebSocket: (server, path = DEFAULT_WS_PATH) => transports.attachWebSocket(server, path),
     stats: () => stats.snapshot(),
     connectedClients: () => aedes.connectedClients,
+    retainedMessages: () => retainedMessageCount(persistence),
     clientsByKind() {
       const counts = Object.fromEntries(PRINCIPAL_KINDS.map((kind) => [kind, 0])) as Record<
         PrincipalKind,

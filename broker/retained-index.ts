@@ -138,6 +138,13 @@ interface RetainedStore {
   createRetainedStreamCombi(patterns: string[]): Readable;
 }
 
+const indexes = new WeakMap<object, RetainedIndex<RetainedPacket>>();
+
+/** Retained messages a persistence made by {@link withRetainedIndex} holds; null for any other persistence. */
+export function retainedMessageCount(persistence: object): number | null {
+  return indexes.get(persistence)?.size ?? null;
+}
+
 /**
  * Takes over retained messages from an in-memory aedes persistence (aedes-persistence): they are
  * stored in a {@link RetainedIndex} instead of the persistence's own Map, which then stays empty.
@@ -146,6 +153,7 @@ interface RetainedStore {
  */
 export function withRetainedIndex<P extends object>(persistence: P): P {
   const index = new RetainedIndex<RetainedPacket>();
+  indexes.set(persistence, index);
   const store = persistence as unknown as RetainedStore;
   store.storeRetained = (packet: RetainedPacket, cb?: Callback) => {
     if (packet.payload.length === 0) index.delete(packet.topic);

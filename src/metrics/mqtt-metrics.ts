@@ -43,6 +43,18 @@ export function registerBrokerMetrics(registry: Registry, broker: EmbeddedBroker
     },
   });
 
+  if (broker.retainedMessages() !== null) {
+    new Gauge({
+      name: `${METRIC_PREFIX}mqtt_retained_messages`,
+      help:
+        'Retained messages this broker instance holds in memory (a Serial per site, a record per device and per execution of the jobs within RETAINED_JOB_TTL_MS)',
+      registers: [registry],
+      collect() {
+        this.set(broker.retainedMessages() ?? 0);
+      },
+    });
+  }
+
   // The broker's own counters (broker-stats.ts) are cumulative: exported as counters by adding what
   // grew since the last scrape. The first counter's collect refreshes all three (collectors run in
   // registration order, before any of them is rendered).

@@ -3,6 +3,7 @@
  * before, during and after a real update over simulated sites; the figures must move. Also the
  * operator-only, read-only queue dashboard at `/admin/queues`.
  */
+import type { Readable } from 'node:stream';
 import type { ExecutionRecord, JobRecord } from '../../src/protocol/index.js';
 import { metric, parsePromText, type Sample } from '../helpers/prom-text.js';
 import { startHarness, waitFor, type Harness } from '../helpers/service-harness.js';
@@ -20,6 +21,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.close();
 });
+
+/** Retained messages in the embedded broker's store, as a subscriber to `#` would get them. */
+async function retainedInBroker(): Promise<number> {
+  const { persistence } = h.service.broker!.aedes as unknown as { persistence: { createRetainedStream(pattern: string): Readable } };
+  return (await persistence.createRetainedStream('#').toArray()).length;
+}
 
 async function scrape(token = h.viewerToken): Promise<Sample[]> {
   const res = await h.api('/metrics', { token });
@@ -87,6 +94,11 @@ test('/metrics moves while a job runs: executions, phases, queue, MQTT, status l
   expect(metric(after, 'fleetflash_queue_oldest_waiting_age_seconds')).toBe(0);
   expect(metric(after, 'fleetflash_redis_ping_seconds_count')).toBeGreaterThan(metric(before, 'fleetflash_redis_ping_seconds_count'));
   expect(metric(after, 'fleetflash_mqtt_connects_total', { outcome: 'accepted', reason: 'site' })).toBeGreaterThanOrEqual(3);
+  // What the broker's retained store holds: at least 3 Serials and 6 device records before, and then
+  // also the job's summary and its three execution records (and the restore's marker, if it came later).
+  expect(metric(before, 'fleetflash_mqtt_retained_messages')).toBeGreaterThanOrEqual(3 + 6);
+  expect(metric(after, 'fleetflash_mqtt_retained_messages')).toBe(await retainedInBroker());
+  expect(metric(after, 'fleetflash_mqtt_retained_messages') - metric(before, 'fleetflash_mqtt_retained_messages')).toBeGreaterThanOrEqual(4);
 }, 60_000);
 
 test('/metrics on the API port needs a token; the METRICS_PORT listener does not and also answers health probes', async () => {
