@@ -92,14 +92,8 @@ export function canRetain(p: Principal, topic: string): boolean {
  */
 export function canSubscribe(p: Principal, filter: string): boolean {
   if (!isTopicFilter(filter)) return false;
-  switch (p.kind) {
-    case 'service':
-      return true;
-    case 'site':
-      return siteSubscribeFilters(p.portalId).some((allowed) => filterWithin(filter, allowed));
-    case 'browser':
-      return browserSubscribeFilters(p).some((allowed) => filterWithin(filter, allowed));
-  }
+  const areas = subscribeAreas(p);
+  return areas === null || areas.some((allowed) => filterWithin(filter, allowed));
 }
 
 /**
@@ -109,14 +103,8 @@ export function canSubscribe(p: Principal, filter: string): boolean {
  */
 export function canReceive(p: Principal, topic: string): boolean {
   if (!isTopicName(topic)) return false;
-  switch (p.kind) {
-    case 'service':
-      return true;
-    case 'site':
-      return siteSubscribeFilters(p.portalId).some((allowed) => topicMatches(allowed, topic));
-    case 'browser':
-      return browserSubscribeFilters(p).some((allowed) => topicMatches(allowed, topic));
-  }
+  const areas = subscribeAreas(p);
+  return areas === null || areas.some((allowed) => topicMatches(allowed, topic));
 }
 
 /**
@@ -181,6 +169,18 @@ function sitePublishFilters(p: Extract<Principal, { kind: 'site' }>): string[] {
     publishAreas.set(p, areas);
   }
   return areas;
+}
+
+/** The filters `p` may subscribe within ({@link canSubscribe}) and receive from ({@link canReceive}); null: anything. */
+function subscribeAreas(p: Principal): readonly string[] | null {
+  switch (p.kind) {
+    case 'service':
+      return null;
+    case 'site':
+      return siteSubscribeFilters(p.portalId);
+    case 'browser':
+      return browserSubscribeFilters(p);
+  }
 }
 
 function siteSubscribeFilters(portalId: string): string[] {
