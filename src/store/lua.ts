@@ -53,14 +53,18 @@ if jobState == 'queued' and newState ~= 'queued' then
 end
 local requeued = newState == 'queued' and rec.state ~= 'queued'
 local released = false
-if terminal[newState] or requeued then
-  if redis.call('SREM', KEYS[7], ARGV[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'inflight', -1) end
-end
-if requeued then
+-- Frees the device lock if this execution holds it (then the site's waiters are woken below).
+local function releaseLock()
   if redis.call('GET', KEYS[4]) == ARGV[7] then
     redis.call('DEL', KEYS[4])
     released = true
   end
+end
+if terminal[newState] or requeued then
+  if redis.call('SREM', KEYS[7], ARGV[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'inflight', -1) end
+end
+if requeued then
+  releaseLock()
   redis.call('ZADD', KEYS[8], tonumber(ARGV[13]) or 0, ARGV[1])
   redis.call('HINCRBY', KEYS[1], 'retries', 1)
   if ARGV[16] ~= '' then
@@ -70,10 +74,7 @@ if requeued then
 end
 local device = ''
 if terminal[newState] then
-  if redis.call('GET', KEYS[4]) == ARGV[7] then
-    redis.call('DEL', KEYS[4])
-    released = true
-  end
+  releaseLock()
   redis.call('ZREM', KEYS[8], ARGV[1])
   if ARGV[12] ~= '' then redis.call('HINCRBY', KEYS[1], 'e:' .. ARGV[12], 1) end
   if redis.call('SISMEMBER', KEYS[9], ARGV[1]) == 1 then
