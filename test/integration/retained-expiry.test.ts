@@ -42,14 +42,20 @@ async function retainedIn(aedes: unknown, filter: string): Promise<string[]> {
   return packets.map((p) => p.topic).sort();
 }
 
+type Aedes = Parameters<typeof embeddedBrokerSink>[0];
+
+/** Publishes a retained message as the broker itself (an empty payload removes the topic's). */
+function publishRetained(aedes: Aedes, topic: string, payload: string): Promise<void> {
+  return new Promise<void>((resolve, reject) =>
+    embeddedBrokerSink(aedes).publish(topic, payload, { qos: 1, retain: true }, (err) =>
+      err ? reject(err) : resolve(),
+    ),
+  );
+}
+
 /** Removes every retained message under `filter` as the broker itself (what a restart does to a store in memory). */
-async function clearRetained(aedes: Parameters<typeof embeddedBrokerSink>[0], filter: string): Promise<void> {
-  const sink = embeddedBrokerSink(aedes);
-  for (const topic of await retainedIn(aedes, filter)) {
-    await new Promise<void>((resolve, reject) =>
-      sink.publish(topic, '', { qos: 1, retain: true }, (err) => (err ? reject(err) : resolve())),
-    );
-  }
+async function clearRetained(aedes: Aedes, filter: string): Promise<void> {
+  for (const topic of await retainedIn(aedes, filter)) await publishRetained(aedes, topic, '');
 }
 
 async function launch(harness: Harness, body: Record<string, unknown>): Promise<JobRecord> {
@@ -175,11 +181,8 @@ describe('the sweep', () => {
     await redis.hset(keys.job(id), fields);
     await redis.hset(keys.jobExecutions(id), `${id}dev`, '{}');
     await redis.zadd(keys.jobs(), created, id);
-    const sink = embeddedBrokerSink(broker.broker.aedes);
     for (const topic of [jobDeviceTopic(id, `${id}dev`), jobStatusTopic(id)]) {
-      await new Promise<void>((resolve, reject) =>
-        sink.publish(topic, '{"seq":1}', { qos: 1, retain: true }, (err) => (err ? reject(err) : resolve())),
-      );
+      await publishRetained(broker.broker.aedes, topic, '{"seq":1}');
     }
   }
 
