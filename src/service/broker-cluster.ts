@@ -15,6 +15,7 @@ import type { AedesOptions } from 'aedes';
 import type { RedisOptions } from 'ioredis';
 import MQEmitterRedis from 'mqemitter-redis';
 import type { Logger } from 'pino';
+import { endOnDisconnect } from '../store/redis-disconnect.js';
 import type { Reconnectable, ReplicaWatch } from '../store/replica-watch.js';
 
 export interface BrokerClusterBackend {
@@ -87,6 +88,8 @@ export function createClusterEmitter(
   const inner = new Prefixed(namespace, { ...options, autoPipeliningIgnoredCommands: UNSUBSCRIBE_COMMANDS });
   const mq = orderedEmitter(inner, brokerId);
   const { pubConn, subConn } = inner as unknown as Record<'pubConn' | 'subConn', Reconnectable>;
+  // Its close() waits for both to end, also when one is waiting to reconnect (redis-disconnect.ts).
+  for (const conn of [pubConn, subConn]) endOnDisconnect(conn);
   const unfollow = [pubConn, subConn].map((conn) => replicas?.follow(conn));
   // mqemitter-redis reports connection errors on `state`; ioredis reconnects by itself.
   (mq as unknown as { state: NodeJS.EventEmitter }).state.on('error', (err: Error) =>
@@ -116,12 +119,7 @@ export function createBrokerClusterBackend(
   replicas?: ReplicaWatch,
 ): BrokerClusterBackend {
   const namespace = `${prefix}:mqtt:`;
-  // The persistence's connection is opened here, with its own copy of ioredis, only to hear its
-  // errors: left to itself it has no listener, and every failed reconnect (Redis restarting, a
-  // failover) printed an "Unhandled error event" stack trace to stderr.
-  const conn = new (persistenceIoredis())({ ...options, keyPrefix: namespace });
-  conn.on('error', (err: Error) => logger.warn({ err: err.message }, 'broker persistence connection error'));
-  const persistence = aedesPersistenceRedis({ conn });
+  const persistence = aedesPersistenceRedis({ conn: persistenceConnection(options, namespace, logger) });
   const { mq, close: closeEmitter } = createClusterEmitter(options, namespace, brokerId, logger, replicas);
   return {
     persistence,
@@ -137,8 +135,40 @@ export function createBrokerClusterBackend(
   };
 }
 
+/** Commands aedes-persistence-redis sends without waiting for them (the wills' index, in `putWill` and `delWill`). */
+const UNAWAITED_COMMANDS = ['lrem', 'rpush'] as const;
+
+type PersistenceConnection = {
+  on(event: 'error', listener: (err: Error) => void): unknown;
+} & Record<(typeof UNAWAITED_COMMANDS)[number], (...args: unknown[]) => Promise<unknown>>;
+
+/**
+ * The persistence's connection, opened here, with the persistence's own copy of ioredis, keys under
+ * `namespace`:
+ * - to hear its errors: left to itself it has no listener, and every failed reconnect (Redis
+ *   restarting, a failover) printed an "Unhandled error event" stack trace to stderr;
+ * - so that a command the persistence sends without waiting is never an unhandled rejection: one
+ *   queued while the connection was not ready and failed with "Connection is closed." when the
+ *   broker shut down killed a test process (and would end a service's shutdown with a crash). Who
+ *   awaits such a command still gets its error;
+ * - ended when disconnected while waiting to reconnect (redis-disconnect.ts).
+ */
+export function persistenceConnection(options: RedisOptions, namespace: string, logger: Logger): PersistenceConnection {
+  const conn = endOnDisconnect(new (persistenceIoredis())({ ...options, keyPrefix: namespace }));
+  conn.on('error', (err: Error) => logger.warn({ err: err.message }, 'broker persistence connection error'));
+  for (const name of UNAWAITED_COMMANDS) {
+    const send = conn[name].bind(conn);
+    conn[name] = (...args: unknown[]) => {
+      const reply = send(...args);
+      reply.catch(() => undefined);
+      return reply;
+    };
+  }
+  return conn;
+}
+
 /** The ioredis class aedes-persistence-redis itself loads (its dependency may be another major than ours). */
-function persistenceIoredis(): new (options: RedisOptions) => { on(event: 'error', listener: (err: Error) => void): unknown } {
+function persistenceIoredis(): new (options: RedisOptions) => PersistenceConnection {
   const here = createRequire(import.meta.url);
   return createRequire(here.resolve('aedes-persistence-redis'))('ioredis') as ReturnType<typeof persistenceIoredis>;
 }

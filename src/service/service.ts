@@ -45,6 +45,7 @@ import { DeviceLink } from '../update/device-link.js';
 import { loadCa, loadServerTls, serviceClientTls } from './tls.js';
 import { createBrokerClusterBackend } from './broker-cluster.js';
 import { redisConnectionOptions } from '../store/redis-connection.js';
+import { endOnDisconnect } from '../store/redis-disconnect.js';
 import { ReplicaWatch } from '../store/replica-watch.js';
 import { mountQueueDashboard } from '../admin/queue-dashboard.js';
 import { startMetricsServer } from '../metrics/metrics-server.js';
@@ -136,7 +137,9 @@ async function start(
   // The stores' client pipelines automatically: every command issued in one event-loop iteration
   // (the scripts of hundreds of executions at fleet scale) goes out in one write. Order per
   // connection is unchanged, so the stores' semantics are too.
-  const redis = new Redis({ ...redisOptions, maxRetriesPerRequest: null, lazyConnect: true, enableAutoPipelining: true });
+  // Its duplicates (the queue's, BullMQ's blocking ones, the rollout's subscriber) end when disconnected
+  // while waiting to reconnect, so a shutdown during or after a Redis outage completes (redis-disconnect.ts).
+  const redis = endOnDisconnect(new Redis({ ...redisOptions, maxRetriesPerRequest: null, lazyConnect: true, enableAutoPipelining: true }));
   // Its pipelines (one per tick) then leave once per event-loop iteration (every (re)connection's socket).
   redis.on('connect', () => coalesceWrites(redis.stream));
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
