@@ -43,12 +43,8 @@ afterAll(async () => {
 });
 
 /** Resolves once every client waits to reconnect. */
-async function allWaiting(
-  clients: { status: string; once(event: string, fn: () => void): unknown }[],
-): Promise<void> {
-  await Promise.all(
-    clients.map((c) => (c.status === 'reconnecting' ? undefined : once(c as never, 'reconnecting'))),
-  );
+async function allWaiting(clients: Redis[]): Promise<void> {
+  await Promise.all(clients.map((c) => (c.status === 'reconnecting' ? undefined : once(c, 'reconnecting'))));
 }
 
 /** `promise`, or a rejection naming `what` after `ms` (the bug is a wait that never ends). */
