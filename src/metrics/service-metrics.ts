@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import type { MqttClient } from 'mqtt';
 import { Gauge, type Registry } from 'prom-client';
 import type { EmbeddedBroker } from '../../broker/broker.js';
+import type { ExecutionWorker } from '../queue/execution-worker.js';
 import type { PublishLatencyObserver } from '../status/status-publisher.js';
 import { ExecutionMetrics } from './execution-metrics.js';
 import { createMetricsRegistry, METRIC_PREFIX } from './metrics-registry.js';
@@ -39,14 +40,25 @@ export class ServiceMetrics {
     registerQueueMetrics(this.registry, queue);
   }
 
-  /** Executions this process's worker supervises right now. */
-  watchWorker(running: () => number): void {
+  /** Executions this process's worker supervises right now, and those in (or waiting for) their start. */
+  watchWorker(worker: Pick<ExecutionWorker, 'running' | 'starts'>): void {
     new Gauge({
       name: `${METRIC_PREFIX}worker_active_executions`,
       help: "Executions this process's worker supervises right now",
       registers: [this.registry],
       collect() {
-        this.set(running());
+        this.set(worker.running());
+      },
+    });
+    new Gauge({
+      name: `${METRIC_PREFIX}worker_start_window_executions`,
+      help: "Executions of this process's worker in their start (slot=starting) or waiting for a start slot (slot=waiting): WORKER_START_WINDOW",
+      labelNames: ['slot'],
+      registers: [this.registry],
+      collect() {
+        const { starting, waiting } = worker.starts();
+        this.set({ slot: 'starting' }, starting);
+        this.set({ slot: 'waiting' }, waiting);
       },
     });
   }

@@ -15,11 +15,14 @@ import { releaseQueueId } from '../rollout/queue-ids.js';
 import { driveExecution, type DriverDeps } from '../update/driver.js';
 import { cappedBackoff, EXECUTION_QUEUE, type ExecutionJobData } from './execution-queue.js';
 import { LaunchFactsCache } from './launch-facts.js';
+import { StartWindow } from './start-window.js';
 
 export interface ExecutionWorkerOptions {
   connection: ConnectionOptions;
   prefix: string;
   concurrency: number;
+  /** Executions this process lets through their start at once (0: no limit); see start-window.ts. */
+  startWindow: number;
   lockDurationMs: number;
   stalledIntervalMs: number;
   jobs: JobStore;
@@ -34,6 +37,8 @@ export interface ExecutionWorker {
   /** Stops taking executions; in-flight ones are handed over (not finished) so another worker re-attaches. */
   close(): Promise<void>;
   running(): number;
+  /** Executions in their start, and waiting for a start slot. */
+  starts(): { starting: number; waiting: number };
 }
 
 /**
@@ -59,6 +64,7 @@ export function startExecutionWorker(opts: ExecutionWorkerOptions): ExecutionWor
   // Every execution in flight listens for the hand-over: thousands at once are expected.
   setMaxListeners(0, handover.signal);
   let active = 0;
+  const startWindow = new StartWindow(opts.startWindow);
   const launchFacts = new LaunchFactsCache(opts.jobs, opts.firmware);
   /**
    * The execution ended before its queue job was taken: canceled while it waited, or a worker stored
@@ -86,10 +92,9 @@ export function startExecutionWorker(opts: ExecutionWorkerOptions): ExecutionWor
     await job.moveToWait(token);
     throw new WaitingError();
   };
-  const processor = async (job: Job<ExecutionJobData>, token?: string): Promise<string> => {
-    const { jobId, deviceId } = job.data;
-    const record = await opts.jobs.execution(jobId, deviceId);
+  const runExecution = async (job: Job<ExecutionJobData>, token: string | undefined, record: ExecutionRecord | null, pastStart: () => void): Promise<string> => {
     if (!record) return 'missing';
+    const { jobId, deviceId } = record;
     const since = opts.driver.publisher.mark();
     if (isTerminalExecutionState(record.state)) {
       await publishEnd(record);
@@ -102,7 +107,7 @@ export function startExecutionWorker(opts: ExecutionWorkerOptions): ExecutionWor
     active++;
     try {
       const { firmware, timeouts, retry } = facts;
-      const final = await driveExecution({ record, firmware, timeouts, retry, signal: handover.signal }, opts.driver);
+      const final = await driveExecution({ record, firmware, timeouts, retry, signal: handover.signal, onPastStart: pastStart }, opts.driver);
       // Re-queued after a transient failure (and stored so): the rollout releases the retry as a new queue job.
       if (final.state === 'queued' && (await opts.jobs.execution(jobId, deviceId))?.state === 'queued') return 'retry-scheduled';
       if (!isTerminalExecutionState(final.state)) {
@@ -113,6 +118,20 @@ export function startExecutionWorker(opts: ExecutionWorkerOptions): ExecutionWor
       return await completeOncePublished(final, since, job, token);
     } finally {
       active--;
+    }
+  };
+  const processor = async (job: Job<ExecutionJobData>, token?: string): Promise<string> => {
+    const { jobId, deviceId } = job.data;
+    const found = await opts.jobs.execution(jobId, deviceId);
+    if (!found) return 'missing';
+    // A start goes through the start window; an execution taken over from a dead worker re-attaches at once.
+    const slot = found.state === 'queued' ? startWindow.tryAcquire() : noop;
+    const pastStart = slot ?? (await startWindow.acquire(handover.signal));
+    try {
+      // Read again after a wait for a slot: an abort may have canceled it meanwhile.
+      return await runExecution(job, token, slot ? found : await opts.jobs.execution(jobId, deviceId), pastStart);
+    } finally {
+      pastStart();
     }
   };
   const workers = concurrencyShares(opts.concurrency).map((concurrency) => {
@@ -135,6 +154,7 @@ export function startExecutionWorker(opts: ExecutionWorkerOptions): ExecutionWor
   return {
     isRunning: () => workers.every((w) => w.isRunning()),
     running: () => active,
+    starts: () => ({ starting: startWindow.starting, waiting: startWindow.waiting }),
     async close() {
       // close() stops fetching at once and then waits for the processors, which the abort releases.
       const closing = Promise.all(workers.map((w) => w.close()));
@@ -143,3 +163,5 @@ export function startExecutionWorker(opts: ExecutionWorkerOptions): ExecutionWor
     },
   };
 }
+
+function noop(): void {}

@@ -359,6 +359,7 @@ async function start(
       connection: queueRedis,
       prefix: config.queuePrefix,
       concurrency: config.workerConcurrency,
+      startWindow: config.workerStartWindow,
       lockDurationMs: config.lockDurationMs,
       stalledIntervalMs: config.stalledIntervalMs,
       jobs,
@@ -379,8 +380,8 @@ async function start(
     });
     const w = worker;
     closers.push(() => w.close());
-    metrics.watchWorker(() => w.running());
-    logger.info({ concurrency: config.workerConcurrency }, 'execution worker started');
+    metrics.watchWorker(w);
+    logger.info({ concurrency: config.workerConcurrency, startWindow: config.workerStartWindow }, 'execution worker started');
     // The rollout controller releases executions into the queue; it stops (closers run in reverse) before the worker hands over.
     const controller = new RolloutController(
       {

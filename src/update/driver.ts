@@ -44,6 +44,8 @@ export interface DriverInput {
   retry?: RetryPolicy;
   /** Aborts supervision without deciding anything (worker shutdown): another worker re-attaches. */
   signal?: AbortSignal;
+  /** Told (at least once) when the start is behind: the device accepted the install, or the run ended or stopped first. */
+  onPastStart?: () => void;
 }
 
 /** Drives the execution until it is terminal (or handed over); resolves with the last record. */
@@ -199,6 +201,7 @@ class ExecutionRun {
       this.stop(res.reason);
       return;
     }
+    if (rec.installAccepted || isTerminalExecutionState(rec.state)) this.input.onPastStart?.();
     this.deps.onSaved?.(this.lastSaved, rec);
     this.lastSaved = rec;
     const { publisher } = this.deps;
@@ -231,6 +234,7 @@ class ExecutionRun {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    this.input.onPastStart?.();
     this.clearTimers();
     this.queue.length = 0;
     this.resolve(this.state.record);
