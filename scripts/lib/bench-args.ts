@@ -32,6 +32,8 @@ export interface BenchArgs {
   ceilingJobs: number;
   /** WORKER_CONCURRENCY for the service; null: the service's default. */
   workerConcurrency: number | null;
+  /** WORKER_START_WINDOW for the service (0: none); null: the service's default. */
+  startWindow: number | null;
   logLevel: string;
   /** Write V8 CPU profiles of the service processes and the simulator (`--cpu-prof`) into this directory. */
   profileDir: string | null;
@@ -53,6 +55,7 @@ export const USAGE = `npm run bench -- [options]
   --launch-clients N        concurrent HTTP clients in the launch test (default 16)
   --launches N              jobs launched in the launch test (default 400)
   --worker-concurrency N    WORKER_CONCURRENCY of the service (default: the service's own)
+  --start-window N          WORKER_START_WINDOW of the service, 0 for none (default: the service's own)
   --log-level L             LOG_LEVEL of the service (default warn)
   --profile DIR             write CPU profiles of the service processes and the simulator (node --cpu-prof) to DIR
   --node-args "FLAGS"       more Node flags for the service process (e.g. --heapsnapshot-signal=SIGUSR2)
@@ -78,6 +81,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     ceilingSec: quick ? 2 : 5,
     ceilingJobs: quick ? 2000 : 20_000,
     workerConcurrency: null,
+    startWindow: null,
     logLevel: 'warn',
     profileDir: null,
     serviceNodeArgs: [],
@@ -131,6 +135,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
         break;
       case '--worker-concurrency':
         a.workerConcurrency = int(1, 100_000);
+        break;
+      case '--start-window':
+        a.startWindow = int(0, 100_000);
         break;
       case '--log-level':
         if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(value)) throw new UsageError(`--log-level: unknown level '${value}'`);

@@ -118,6 +118,7 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
       LOG_LEVEL: args.logLevel,
       ...(mode === 'mosquitto' ? { MQTT_URL: MOSQUITTO_URL } : {}),
       ...(args.workerConcurrency !== null ? { WORKER_CONCURRENCY: String(args.workerConcurrency) } : {}),
+      ...(args.startWindow !== null ? { WORKER_START_WINDOW: String(args.startWindow) } : {}),
     };
     const mqttUrl = mode === 'embedded' ? `mqtt://127.0.0.1:${mqttPort}` : MOSQUITTO_URL;
     // single: every role in one process. split: the front (api, and the broker when embedded) and a

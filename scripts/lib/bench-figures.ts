@@ -32,6 +32,7 @@ export const FIGURES = {
   statusP99Ms: { label: 'status latency p99', unit: ' ms', digits: 1, better: 'lower', compare: true },
   statusMaxMs: { label: 'status latency max', unit: ' ms', digits: 1, better: 'lower', compare: false },
   statusInflight: { label: 'executions in flight while measured', unit: '', digits: 0, better: 'higher', compare: false },
+  statusUpdating: { label: 'devices updating meanwhile (simulator)', unit: '', digits: 0, better: 'higher', compare: false },
   statusSecondP99MedianMs: { label: 'status latency p99 of the median second', unit: ' ms', digits: 1, better: 'lower', compare: true },
   statusSecondsUnderTargetPct: { label: 'seconds with status latency p99 < 25 ms', unit: ' %', digits: 0, better: 'higher', compare: false },
   statusSamples: { label: 'latency samples', unit: '', digits: 0, better: 'higher', compare: false },
@@ -95,6 +96,7 @@ export interface TargetResult {
 export function targets(sites: number, s: Summary, r: Partial<Record<FigureName, number>> | null): TargetResult[] {
   const full = sites >= 10_000;
   const needs10k = full ? undefined : 'needs --sites 10000';
+  const updating = s.statusUpdating.median >= 950;
   const worstRatio = r ? Math.max(...Object.values(r).filter((v): v is number => Number.isFinite(v))) : Number.NaN;
   const worstName = r ? (Object.entries(r).find(([, v]) => v === worstRatio)?.[0] ?? '') : '';
   return [
@@ -112,9 +114,15 @@ export function targets(sites: number, s: Summary, r: Partial<Record<FigureName,
     },
     {
       target: 'status latency p99 < 25 ms at 1,000 concurrent executions',
-      value: `${round(s.statusP99Ms.median, 1)} ms at ${Math.round(s.statusInflight.median)} in flight`,
-      met: s.statusInflight.median >= 950 ? s.statusP99Ms.median < STATUS_P99_TARGET_MS : null,
-      note: s.statusInflight.median >= 950 ? undefined : 'needs ≥ 1,000 sites and --latency-concurrency 1000',
+      value: `${round(s.statusP99Ms.median, 1)} ms at ${Math.round(s.statusInflight.median)} in flight, ${Math.round(s.statusUpdating.median)} devices updating`,
+      // Concurrent on the devices, not only in the job's count: executions waiting for a start slot do not count.
+      met: s.statusInflight.median >= 950 ? updating && s.statusP99Ms.median < STATUS_P99_TARGET_MS : null,
+      note:
+        s.statusInflight.median < 950
+          ? 'needs ≥ 1,000 sites and --latency-concurrency 1000'
+          : updating
+            ? undefined
+            : `only ${Math.round(s.statusUpdating.median)} devices updating at once: the box does not keep 1,000 going at this time scale`,
     },
     {
       target: 'service RSS < 30 KB per connected site',

@@ -234,6 +234,11 @@ export interface LatencyResult {
   unmatched: number;
   /** Median executions in flight while the samples were taken. */
   inflight: number;
+  /**
+   * Median devices updating meanwhile, by the simulator (install accepted, not finished): fewer than
+   * in flight while executions wait for a start slot (WORKER_START_WINDOW) or in preflight.
+   */
+  updating: number;
   /** Each second's p99 (by when the device sent the event), in time order. */
   p99BySecond: number[];
 }
@@ -279,12 +284,14 @@ export async function statusLatency(c: Cluster, watcher: JobWatcher, devices: re
   let windowStart = Number.POSITIVE_INFINITY;
   let windowEnd = 0;
   const inflight: number[] = [];
-  await followJob(c, launched.id, 30 * 60_000, (p) => {
+  const updating: number[] = [];
+  await followJob(c, launched.id, 30 * 60_000, async (p) => {
     if (p.inflight >= full) {
       const now = monoUs();
       windowStart = Math.min(windowStart, now);
       windowEnd = now;
       inflight.push(p.inflight);
+      updating.push((await c.sim.stats()).updating);
     }
   });
   await new Promise((r) => setTimeout(r, 500));
@@ -302,6 +309,7 @@ export async function statusLatency(c: Cluster, watcher: JobWatcher, devices: re
     samples: s.n,
     unmatched,
     inflight: percentile(inflight, 50),
+    updating: percentile(updating, 50),
     p99BySecond: p99BySecond(sentUs, latencies, windowStart),
   };
 }
