@@ -172,7 +172,7 @@ export function parseConfig(env: Env = process.env): Readonly<Config> {
     firmwareCacheBytes: int(env, 'FIRMWARE_CACHE_BYTES', 64 * 1024 * 1024, 0, 16 * 1024 ** 3),
     maxDevicesPerJob: int(env, 'MAX_DEVICES_PER_JOB', 20_000, 1, 1_000_000),
     workerConcurrency: int(env, 'WORKER_CONCURRENCY', 2000, 1, 100_000),
-    workerStartWindow: int(env, 'WORKER_START_WINDOW', 16, 0, 100_000),
+    workerStartWindow: int(env, 'WORKER_START_WINDOW', 64, 0, 100_000),
     lockDurationMs: int(env, 'LOCK_DURATION_MS', 30_000, 1000, 3600_000),
     stalledIntervalMs: int(env, 'STALLED_INTERVAL_MS', 15_000, 500, 3600_000),
     rpcTimeoutMs: int(env, 'RPC_TIMEOUT_MS', 10_000, 100, 600_000),

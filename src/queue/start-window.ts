@@ -10,6 +10,7 @@
  * them (a slot frees when its device accepts, so a loaded service starts fewer a second) and the
  * status of running updates keeps flowing. Measured in the README's Performance section.
  */
+
 /**
  * A start holds its slot this long at most. A device that takes longer to accept (a cellular link of
  * a second per round trip, a site that does not answer and is asked again until the preflight
