@@ -15,7 +15,7 @@ import { releaseQueueId } from '../rollout/queue-ids.js';
 import { driveExecution, type DriverDeps } from '../update/driver.js';
 import { cappedBackoff, EXECUTION_QUEUE, type ExecutionJobData } from './execution-queue.js';
 import { LaunchFactsCache } from './launch-facts.js';
-import { StartWindow } from './start-window.js';
+import { noSlot, StartWindow } from './start-window.js';
 
 export interface ExecutionWorkerOptions {
   connection: ConnectionOptions;
@@ -125,7 +125,7 @@ export function startExecutionWorker(opts: ExecutionWorkerOptions): ExecutionWor
     const found = await opts.jobs.execution(jobId, deviceId);
     if (!found) return 'missing';
     // A start goes through the start window; an execution taken over from a dead worker re-attaches at once.
-    const slot = found.state === 'queued' ? startWindow.tryAcquire() : noop;
+    const slot = found.state === 'queued' ? startWindow.tryAcquire() : noSlot;
     const pastStart = slot ?? (await startWindow.acquire(handover.signal));
     try {
       // Read again after a wait for a slot: an abort may have canceled it meanwhile.
@@ -163,5 +163,3 @@ export function startExecutionWorker(opts: ExecutionWorkerOptions): ExecutionWor
     },
   };
 }
-
-function noop(): void {}

@@ -20,6 +20,9 @@
  */
 export const MAX_START_HOLD_MS = 1000;
 
+/** The release of a start that holds no slot (no window, a hand-over, an execution that needs no start). */
+export function noSlot(): void {}
+
 export class StartWindow {
   private inUse = 0;
   private readonly queue: (() => void)[] = [];
@@ -48,7 +51,7 @@ export class StartWindow {
 
   /** The function that gives a free slot back (idempotent), or null when none is free now. */
   tryAcquire(): (() => void) | null {
-    if (this.size === 0) return noop;
+    if (this.size === 0) return noSlot;
     if (this.inUse >= this.size) return null;
     this.inUse++;
     return this.releaser();
@@ -62,7 +65,7 @@ export class StartWindow {
   acquire(signal?: AbortSignal): Promise<() => void> {
     const now = this.tryAcquire();
     if (now) return Promise.resolve(now);
-    if (signal?.aborted) return Promise.resolve(noop);
+    if (signal?.aborted) return Promise.resolve(noSlot);
     return new Promise((resolve) => {
       const grant = () => {
         signal?.removeEventListener('abort', giveUp);
@@ -71,7 +74,7 @@ export class StartWindow {
       const giveUp = () => {
         const i = this.queue.indexOf(grant);
         if (i >= 0) this.queue.splice(i, 1);
-        resolve(noop);
+        resolve(noSlot);
       };
       signal?.addEventListener('abort', giveUp, { once: true });
       this.queue.push(grant);
@@ -94,5 +97,3 @@ export class StartWindow {
     return release;
   }
 }
-
-function noop(): void {}
