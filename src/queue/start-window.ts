@@ -11,6 +11,8 @@
  * status of running updates keeps flowing. Measured in the README's Performance section.
  */
 
+import { onAbort } from '../abort-listeners.js';
+
 /**
  * A start holds its slot this long at most. A device that takes longer to accept (a cellular link of
  * a second per round trip, a site that does not answer and is asked again until the preflight
@@ -68,15 +70,14 @@ export class StartWindow {
     if (signal?.aborted) return Promise.resolve(noSlot);
     return new Promise((resolve) => {
       const grant = () => {
-        signal?.removeEventListener('abort', giveUp);
+        forget();
         resolve(this.releaser());
       };
-      const giveUp = () => {
+      const forget = onAbort(signal, () => {
         const i = this.queue.indexOf(grant);
         if (i >= 0) this.queue.splice(i, 1);
         resolve(noSlot);
-      };
-      signal?.addEventListener('abort', giveUp, { once: true });
+      });
       this.queue.push(grant);
     });
   }

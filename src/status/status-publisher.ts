@@ -16,6 +16,7 @@ import {
   type JobEvent,
   type JobRecord,
 } from '../protocol/index.js';
+import { onAbort } from '../abort-listeners.js';
 import type { StatusSink } from './status-sink.js';
 
 const MAX_TRACKED_TOPICS = 500_000;
@@ -117,15 +118,14 @@ export class StatusPublisher {
     if (this.inflight.size === 0) return Promise.resolve(this.lastFailedId < since);
     if (signal?.aborted) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
-      const onAbort = () => resolve(false);
+      const forget = onAbort(signal, () => resolve(false));
       this.waiters.push({
         upTo: this.nextId - 1,
         release: () => {
-          signal?.removeEventListener('abort', onAbort);
+          forget();
           resolve(this.lastFailedId < since);
         },
       });
-      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 

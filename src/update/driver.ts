@@ -16,6 +16,7 @@ import {
   type FirmwareRecord,
   type RetryPolicy,
 } from '../protocol/index.js';
+import { onAbort } from '../abort-listeners.js';
 import { canceledRecord } from '../jobs/abort.js';
 import type { JobStore } from '../store/job-store.js';
 import type { StatusPublisher } from '../status/status-publisher.js';
@@ -94,14 +95,12 @@ class ExecutionRun {
         if (local === localDevice) this.feed({ type: 'site-online' });
       },
     });
-    const onAbort = () => this.stop('handed over');
-    this.input.signal?.addEventListener('abort', onAbort, { once: true });
-    if (this.input.signal?.aborted) onAbort();
+    const forget = onAbort(this.input.signal, () => this.stop('handed over'));
     this.feed({ type: 'start' });
     try {
       return await done;
     } finally {
-      this.input.signal?.removeEventListener('abort', onAbort);
+      forget();
       release();
     }
   }
