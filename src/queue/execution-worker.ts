@@ -4,7 +4,6 @@
  * the persisted record in_progress and re-attaches instead of starting over; a record already ended
  * is published again (the dead worker may have stored the end without publishing it).
  */
-import { setMaxListeners } from 'node:events';
 import os from 'node:os';
 import { WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from 'pino';
@@ -60,9 +59,9 @@ export function concurrencyShares(concurrency: number): number[] {
 }
 
 export function startExecutionWorker(opts: ExecutionWorkerOptions): ExecutionWorker {
+  // Every execution in flight listens for the hand-over, thousands at once: through onAbort
+  // (abort-listeners.ts), which puts one listener on the signal.
   const handover = new AbortController();
-  // Every execution in flight listens for the hand-over: thousands at once are expected.
-  setMaxListeners(0, handover.signal);
   let active = 0;
   const startWindow = new StartWindow(opts.startWindow);
   const launchFacts = new LaunchFactsCache(opts.jobs, opts.firmware);
