@@ -3,10 +3,10 @@
  *
  * A worker hands all its executions the one signal of its hand-over, and every execution, status
  * acknowledgement wait and start-window wait listened on it. Node's `EventTarget.addEventListener`
- * walks the signal's whole listener list (to skip duplicates) on every add, so with 10,000
- * executions in flight each add cost ~20 µs and the adds together grew with the square of the
- * executions in flight (4 % of a worker's CPU in a 10,000-device run). Here the signal gets one
- * listener, and the callbacks live in a Set.
+ * walks the signal's whole listener list (to skip duplicates) on every add, so the adds together
+ * grew with the square of the executions in flight (10,000 adds: 0.18 s, 20,000: 1.16 s; 4 % of a
+ * worker's CPU in a 10,000-device run). Here the signal gets one listener, and the callbacks live in
+ * a Set.
  */
 
 const callbacks = new WeakMap<AbortSignal, Set<() => void>>();
