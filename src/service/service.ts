@@ -226,7 +226,8 @@ async function start(
   }, { coalesceWrites: true });
   mqtt.on('error', (err) => logger.warn({ err: err.message }, 'service MQTT client error'));
   mqtt.on('reconnect', () => logger.info('service MQTT client reconnecting'));
-  closers.push(() => mqtt.endAsync());
+  // With the broker away mqtt.js would wait for its outgoing messages to drain, i.e. for the broker.
+  closers.push(() => mqtt.endAsync(!mqtt.connected));
   // A broker that is restarting is waited for; wrong credentials fail at once.
   await waitConnected(mqtt, STARTUP_WAIT_MS);
   metrics.watchServiceClient(mqtt);
@@ -234,7 +235,7 @@ async function start(
   const retainedSink =
     broker && config.mqttUrl === null && config.brokerCluster === 'none' ? embeddedBrokerSink(broker.aedes) : mqtt;
   const publisher = new StatusPublisher(mqtt, logger.child({ component: 'status' }), undefined, metrics.statusPublished, retainedSink);
-  closers.push(() => publisher.flush());
+  closers.push(() => flushWhileConnected(mqtt, publisher, logger));
 
   const queue = createExecutionQueue(queueRedis, config.queuePrefix);
   // Without a listener BullMQ prints its connection's errors (Redis restarting, a failover) to stderr.
@@ -453,4 +454,26 @@ async function start(
     rollout,
     close,
   };
+}
+
+/**
+ * Waits for the broker to acknowledge the status publishes sent so far, while it is there to: with
+ * the broker away (stopped with us, restarting) nothing would ever answer and the shutdown would
+ * wait for it to come back. What is not acknowledged is in Redis, and a broker that lost it gets it
+ * back from the api role's restorer (retained-restorer.ts).
+ */
+async function flushWhileConnected(mqtt: MqttClient, publisher: StatusPublisher, logger: Logger): Promise<void> {
+  let gone: (() => void) | undefined;
+  const away = new Promise<void>((resolve) => {
+    gone = resolve;
+    if (!mqtt.connected) resolve();
+    mqtt.once('close', resolve);
+  });
+  try {
+    await Promise.race([publisher.flush(), away]);
+  } finally {
+    mqtt.off('close', gone!);
+  }
+  const left = publisher.unacknowledged;
+  if (left > 0) logger.warn({ unacknowledged: left }, 'broker away at shutdown: status publishes left unacknowledged (they are in Redis)');
 }

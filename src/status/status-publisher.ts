@@ -103,6 +103,11 @@ export class StatusPublisher {
     await this.acknowledged();
   }
 
+  /** Publishes sent and not yet acknowledged (or failed). */
+  get unacknowledged(): number {
+    return this.inflight.size;
+  }
+
   /** A mark for {@link acknowledged}: publishes from here on. */
   mark(): number {
     return this.nextId;
