@@ -17,6 +17,7 @@ import { freePort, volatileRedisServer, type ManagedProcess } from '../../script
 import { createClusterEmitter, persistenceConnection } from '../../src/service/broker-cluster.js';
 import { endOnDisconnect } from '../../src/store/redis-disconnect.js';
 import { ReplicaWatch, type Reconnectable } from '../../src/store/replica-watch.js';
+import { within } from '../helpers/within.js';
 
 const logger = pino({ level: 'silent' });
 /** A retry a minute away: after the server dies, the clients wait in "reconnecting". */
@@ -45,15 +46,6 @@ afterAll(async () => {
 /** Resolves once every client waits to reconnect. */
 async function allWaiting(clients: Redis[]): Promise<void> {
   await Promise.all(clients.map((c) => (c.status === 'reconnecting' ? undefined : once(c, 'reconnecting'))));
-}
-
-/** `promise`, or a rejection naming `what` after `ms` (the bug is a wait that never ends). */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
 function client(): Redis {

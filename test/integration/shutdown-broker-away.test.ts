@@ -9,15 +9,7 @@
 import type { ExecutionRecord, JobRecord } from '../../src/protocol/index.js';
 import { startPlainBroker } from '../helpers/plain-broker.js';
 import { startHarness, waitFor } from '../helpers/service-harness.js';
-
-/** `promise`, or a rejection naming `what` after `ms` (the bug is a wait that never ends). */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
+import { within } from '../helpers/within.js';
 
 test('a worker stopped while the broker is away hands over and ends without waiting for the broker', async () => {
   const broker = await startPlainBroker();
