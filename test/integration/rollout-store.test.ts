@@ -278,7 +278,7 @@ test('an abort counts as canceled what a worker canceled for it, not what ended 
 
 describe('controllers', () => {
   const controllers: RolloutController[] = [];
-  const start = async (clock: FakeClock, options = {}) => {
+  const start = async (clock: FakeClock, options = {}, log = logger) => {
     const abortDeps = { jobs, queue, publisher: null, logger };
     const c = new RolloutController(
       {
@@ -290,7 +290,7 @@ describe('controllers', () => {
         abort: () => Promise.resolve(),
         finishAbort: (jobId, reason) => cancelRemaining(abortDeps, jobId, reason),
         clock,
-        logger,
+        logger: log,
       },
       { sweepIntervalMs: 1000, ...options },
     );
@@ -317,6 +317,28 @@ describe('controllers', () => {
       .sort();
     expect(ours).toEqual([0, 1, 2].map((i) => formatExecutionId(jobId, device(i))).sort());
     expect((await jobs.get(jobId))!.release).toMatchObject({ released: 3, inFlight: 3 });
+    expect(await store.unconfirmed(jobId, Number.MAX_SAFE_INTEGER)).toEqual([]);
+  });
+
+  test('a large job is released in steps of releaseStepMax, all of it from one wake', async () => {
+    const clock = new FakeClock(T0);
+    const steps: number[] = [];
+    const capture = pino({ level: 'debug' }, {
+      write: (line: string) => {
+        const o = JSON.parse(line) as { msg: string; released?: number };
+        if (o.msg === 'executions released') steps.push(o.released!);
+      },
+    });
+    const c = await start(clock, { releaseStepMax: 2 }, capture);
+    await c.settle(); // its first sweep: nothing else pokes the job below
+    const jobId = await makeJob(120);
+    c.poke(jobId);
+    await c.settle();
+    // 60 steps, more than one turn under the lease takes (50): the controller went on by itself.
+    expect(steps).toEqual(Array<number>(60).fill(2));
+    expect((await jobs.get(jobId))!.release).toMatchObject({ released: 120, inFlight: 120 });
+    const queued = (await queue.getJobs(['waiting', 'prioritized'])).filter((j) => j.data.jobId === jobId);
+    expect(queued).toHaveLength(120);
     expect(await store.unconfirmed(jobId, Number.MAX_SAFE_INTEGER)).toEqual([]);
   });
 
