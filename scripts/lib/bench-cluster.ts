@@ -18,7 +18,7 @@ import type { BenchArgs, BrokerMode } from './bench-args.js';
 import { collectGarbage } from './bench-inspector.js';
 import { mosquittoPid, procSample, procSamples } from './bench-proc.js';
 import { SimProcess } from './bench-sim.js';
-import { freePort, ManagedProcess, ROOT, volatileRedisServer } from './processes.js';
+import { freePort, ManagedProcess, ROOT, SERVICE_NODE_FLAGS, volatileRedisServer } from './processes.js';
 
 /** The machine's Mosquitto (anonymous clients allowed there, see /etc/mosquitto/mosquitto.conf). */
 export const MOSQUITTO_URL = 'mqtt://127.0.0.1:1883';
@@ -69,9 +69,9 @@ export interface Cluster {
   close(): Promise<void>;
 }
 
-/** `src/main.ts` with `env` and extra Node flags; `ready` says when it serves. */
+/** `src/main.ts` with `env`, the service's Node flags and extra ones; `ready` says when it serves. */
 function serviceProcess(name: string, env: Record<string, string>, logFile: string, nodeArgs: string[], ready: () => Promise<boolean>): ManagedProcess {
-  return new ManagedProcess(name, process.execPath, [...nodeArgs, '--import', 'tsx', path.join(ROOT, 'src/main.ts')], { ...process.env, ...env }, logFile, ready);
+  return new ManagedProcess(name, process.execPath, [...SERVICE_NODE_FLAGS, ...nodeArgs, '--import', 'tsx', path.join(ROOT, 'src/main.ts')], { ...process.env, ...env }, logFile, ready);
 }
 
 async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
