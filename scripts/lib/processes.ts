@@ -155,7 +155,8 @@ export function volatileRedisServer(port: number, dir: string, args: string[] = 
  * the Dockerfile's CMD: test/unit/service-node-flags.test.ts keeps them in step), so the bench and
  * chaos runs measure the service as deployed. A 64 MB semi-space (Node 20's default: 16 MB) makes
  * young-generation collections rarer: the broker and the workers allocate ~150 MB/s at fleet scale,
- * and most of it dies young. 10,000-device bench: service CPU per execution -8 %, status p99 halved;
+ * and most of it dies young. 10,000-device bench: service CPU per execution -8 % (divided by the
+ * simulator's, which takes out the box's drift), status p99 at 1,000 in flight halved;
  * the price is up to ~100 MB more resident memory per process before a collection.
  */
 export const SERVICE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=64'];
