@@ -107,9 +107,19 @@ export interface EmbeddedBroker {
   clientsByKind(): Record<PrincipalKind, number>;
   /** Retained messages held in this process's memory; null when a shared persistence (Redis) holds them. */
   retainedMessages(): number | null;
+  /**
+   * Subscribes code in this process to `filters` without a client connection: `onMessage` gets every
+   * message routed to them after the call (published here, or in a cluster through the shared emitter),
+   * then each retained message they match, as a SUBSCRIBE would. No ACL: this is the service itself.
+   * Resolves once the retained messages were handed over, with the unsubscribe.
+   */
+  subscribe(filters: readonly string[], onMessage: LocalMessageHandler): Promise<() => Promise<void>>;
   /** Closes the listeners, every client connection and aedes. Idempotent. */
   close(): Promise<void>;
 }
+
+/** Gets a message for {@link EmbeddedBroker.subscribe}; must not throw. */
+export type LocalMessageHandler = (topic: string, payload: Buffer) => void;
 
 /** CONNACK return codes, MQTT 3.1.1 Table 3.1 (aedes' `AuthErrorCode` is a const enum, unusable here). */
 const ConnackCode = {
@@ -365,6 +375,21 @@ export async function createBroker(options: BrokerOptions): Promise<EmbeddedBrok
     stats: () => stats.snapshot(),
     connectedClients: () => aedes.connectedClients,
     retainedMessages: () => retainedMessageCount(persistence),
+    async subscribe(filters, onMessage) {
+      const deliver: DeliverFunc = (packet, done) => {
+        onMessage(packet.topic, asBuffer(packet.payload));
+        done();
+      };
+      const each = (call: (filter: string, done: () => void) => void) =>
+        Promise.all(filters.map((filter) => new Promise<void>((resolve) => call(filter, resolve))));
+      await each((filter, done) => aedes.subscribe(filter, deliver, done));
+      const retained = (persistence as RetainedSource).createRetainedStreamCombi([...filters]);
+      for await (const packet of retained) onMessage(packet.topic, asBuffer(packet.payload));
+      return async () => {
+        if (closing) return;
+        await each((filter, done) => aedes.unsubscribe(filter, deliver, done));
+      };
+    },
     clientsByKind() {
       const counts = Object.fromEntries(PRINCIPAL_KINDS.map((kind) => [kind, 0])) as Record<
         PrincipalKind,
@@ -390,6 +415,15 @@ export async function createBroker(options: BrokerOptions): Promise<EmbeddedBrok
       return closing;
     },
   };
+}
+
+/** The retained-message reader every aedes persistence has (the in-memory one, aedes-persistence-redis). */
+interface RetainedSource {
+  createRetainedStreamCombi(patterns: string[]): AsyncIterable<{ topic: string; payload: Buffer | string }>;
+}
+
+function asBuffer(payload: Buffer | string): Buffer {
+  return typeof payload === 'string' ? Buffer.from(payload) : payload;
 }
 
 /** Network errors are routine; protocol violations and limits hit are worth a warning. */

@@ -6,6 +6,7 @@
 import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { DevicePayloadStats } from '../mqtt/device-payload-stats.js';
+import { clientFeed, type MessageFeed } from '../mqtt/message-feed.js';
 import {
   formatDeviceId,
   MAX_PAYLOAD_BYTES,
@@ -78,6 +79,7 @@ export class FleetMonitor {
   private readonly onMessage = (topic: string, payload: Buffer) => {
     this.handle(topic, payload).catch((err: Error) => this.logger.error({ err, topic }, 'fleet monitor failed on a message'));
   };
+  private unsubscribe: (() => Promise<void>) | null = null;
 
   constructor(
     private readonly mqtt: MqttClient,
@@ -88,16 +90,18 @@ export class FleetMonitor {
     private readonly stats: DevicePayloadStats = new DevicePayloadStats(),
     /** Decides which api instance asks a site for its republish (see inventory-claim.ts); default: this one. */
     private readonly claim: InventoryClaim = async () => true,
+    /** Where the notifications come from (message-feed.ts); default: `mqtt`. Keepalives always go out through `mqtt`. */
+    private readonly feed: MessageFeed = clientFeed(mqtt),
   ) {}
 
   async start(): Promise<void> {
-    this.mqtt.on('message', this.onMessage);
-    await this.mqtt.subscribeAsync(FILTERS, { qos: 1 });
+    this.unsubscribe = await this.feed.subscribe(FILTERS, this.onMessage);
   }
 
   async stop(): Promise<void> {
-    this.mqtt.off('message', this.onMessage);
-    if (this.mqtt.connected) await this.mqtt.unsubscribeAsync(FILTERS).catch(() => undefined);
+    const unsubscribe = this.unsubscribe;
+    this.unsubscribe = null;
+    await unsubscribe?.();
   }
 
   /** Sites seen online now. */

@@ -29,6 +29,7 @@ import { JobLauncher } from '../jobs/launcher.js';
 import { connectMqtt, waitConnected, type MqttClient } from '../mqtt/connect.js';
 import { coalesceWrites } from '../net/write-coalescing.js';
 import { DevicePayloadStats } from '../mqtt/device-payload-stats.js';
+import { clientFeed } from '../mqtt/message-feed.js';
 import { createExecutionQueue } from '../queue/execution-queue.js';
 import { startExecutionWorker, type ExecutionWorker } from '../queue/execution-worker.js';
 import { RetainedJobExpiry } from '../status/retained-expiry.js';
@@ -263,6 +264,8 @@ async function start(
       logger.child({ component: 'fleet' }),
       payloadStats,
       redisInventoryClaim(redis, config.queuePrefix, REINVENTORY_MIN_INTERVAL_MS),
+      // Straight from the broker when it runs here and is the one the service uses: message-feed.ts.
+      broker && config.mqttUrl === null ? broker : clientFeed(mqtt),
     );
     await monitor.start();
     closers.push(() => monitor.stop());

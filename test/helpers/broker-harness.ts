@@ -131,21 +131,23 @@ export interface Received {
   retain: boolean;
 }
 
-/** Records every message a client receives, from the moment it is made. */
+/** Records every message a client (or an in-process subscriber, through {@link MessageLog.add}) receives. */
 export class MessageLog {
   readonly messages: Received[] = [];
   readonly #waiters: Array<{ match: (m: Received) => boolean; resolve: (m: Received) => void }> = [];
 
-  constructor(client: MqttClient) {
-    client.on('message', (topic, payload, packet) => {
-      const message = { topic, payload, retain: packet.retain };
-      this.messages.push(message);
-      for (const waiter of [...this.#waiters]) {
-        if (!waiter.match(message)) continue;
-        this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
-        waiter.resolve(message);
-      }
-    });
+  /** Records what `client` receives; without one, what is {@link add}ed. */
+  constructor(client?: MqttClient) {
+    client?.on('message', (topic, payload, packet) => this.add({ topic, payload, retain: packet.retain }));
+  }
+
+  add(message: Received): void {
+    this.messages.push(message);
+    for (const waiter of [...this.#waiters]) {
+      if (!waiter.match(message)) continue;
+      this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+      waiter.resolve(message);
+    }
   }
 
   /** The first message on `topic` (already received or still to come). */

@@ -365,6 +365,40 @@ describe('embedded broker', () => {
       },
     );
   });
+
+  describe('subscribers in the same process', () => {
+    it('get the retained messages at once, then what is routed to their filters, and nothing after unsubscribing', async () => {
+      const siteA = await h.connect('tcp', A, `gx-${A}`);
+      const siteB = await h.connect('tcp', B, `gx-${B}`);
+      await siteA.publishAsync(`N/${A}/system/0/Serial`, `{"value":"${A}"}`, { retain: true, qos: 1 });
+
+      const local = new MessageLog();
+      const unsubscribe = await h.broker.subscribe(['N/+/system/0/Serial', 'N/+/+/+/ProductId'], (topic, payload) =>
+        local.add({ topic, payload, retain: false }),
+      );
+      // Handed over before the subscribe resolved, as a SUBSCRIBE's retained messages come first.
+      expect(local.topics()).toEqual([`N/${A}/system/0/Serial`]);
+      expect(local.messages[0].payload.toString()).toBe(`{"value":"${A}"}`);
+
+      await siteB.publishAsync(`N/${B}/solarcharger/256/ProductName`, '{"value":"not subscribed"}', { qos: 1 });
+      // Refused by the ACL (another site's topic): acknowledged, never routed, so never seen here.
+      await siteA.publishAsync(`N/${B}/solarcharger/256/ProductId`, FORBIDDEN, { qos: 1 });
+      await siteB.publishAsync(`N/${B}/solarcharger/256/ProductId`, '{"value":41056}', { qos: 1 });
+      const product = await local.next(`N/${B}/solarcharger/256/ProductId`);
+      expect(product.payload.toString()).toBe('{"value":41056}');
+      expect(local.topics()).toEqual([`N/${A}/system/0/Serial`, `N/${B}/solarcharger/256/ProductId`]);
+
+      await unsubscribe();
+      const service = await h.connect('tcp', 'svc', 'svc-local-sentinel');
+      const seen = new MessageLog(service);
+      await service.subscribeAsync('N/+/+/+/ProductId');
+      await siteB.publishAsync(`N/${B}/solarcharger/257/ProductId`, '{"value":41057}', { qos: 1 });
+      await seen.next(`N/${B}/solarcharger/257/ProductId`);
+      expect(local.messages).toHaveLength(2);
+      await siteA.publishAsync(`N/${A}/system/0/Serial`, '', { retain: true, qos: 1 });
+      await Promise.all([siteA.endAsync(), siteB.endAsync(), service.endAsync()]);
+    });
+  });
 });
 
 describe('embedded broker with a connect rate limit', () => {
