@@ -16,6 +16,8 @@
 import type { EventEmitter } from 'node:events';
 import type { Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { TlsOptions } from 'node:tls';
 import type { Aedes, AedesOptions, Client, ConnectPacket } from 'aedes';
 import mqemitter from 'mqemitter';
@@ -40,7 +42,7 @@ import {
 import { ConnectRateLimiter } from './connect-rate-limiter.js';
 import { ExpiryTimers } from './expiry-timers.js';
 import { GuardedAedes, type DeliverFunc } from './guarded-aedes.js';
-import { PacketSizeGuard } from './packet-size-guard.js';
+import { guardSocket, PacketSizeGuard, type FrameViolation } from './packet-size-guard.js';
 import { indexedMemoryPersistence, retainedMessageCount } from './retained-index.js';
 import { BrokerTransports } from './transports.js';
 
@@ -347,20 +349,27 @@ export async function createBroker(options: BrokerOptions): Promise<EmbeddedBrok
 
   await aedes.listen();
 
+  /** A connection the packet-size guard closed: counted and logged (one function for every connection). */
+  const onFrameViolation = (violation: FrameViolation, conn: Duplex) => {
+    stats.connectionClosed(violation.kind);
+    const client = (conn as { client?: Client }).client;
+    log.warn(
+      { clientId: client?.id || undefined, remoteAddress: remoteAddresses.get(conn), ...violation },
+      violation.kind === 'packet-too-large'
+        ? 'packet too large; connection closed'
+        : 'malformed packet; connection closed',
+    );
+  };
   const transports = new BrokerTransports(
     (stream, remoteAddress, req) => {
-      const guarded = new PacketSizeGuard(stream, settings.maxPacketBytes, (violation) => {
-        stats.connectionClosed(violation.kind);
-        const client = (guarded as { client?: Client }).client;
-        log.warn(
-          { clientId: client?.id || undefined, remoteAddress, ...violation },
-          violation.kind === 'packet-too-large'
-            ? 'packet too large; connection closed'
-            : 'malformed packet; connection closed',
-        );
-      });
-      remoteAddresses.set(guarded, remoteAddress);
-      aedes.handle(guarded, req);
+      // TCP and TLS sockets are guarded in place; a WebSocket stream (or a socket with data already
+      // buffered) through a guard stream.
+      const conn =
+        stream instanceof net.Socket && guardSocket(stream, settings.maxPacketBytes, onFrameViolation)
+          ? stream
+          : new PacketSizeGuard(stream, settings.maxPacketBytes, onFrameViolation);
+      remoteAddresses.set(conn, remoteAddress);
+      aedes.handle(conn, req);
     },
     (err) => log.error({ err }, 'listener error'),
   );

@@ -1,9 +1,15 @@
 /**
  * The broker's limits against hostile clients over real sockets: packets announced larger than the
- * cap close the connection before they are buffered (TCP and WebSocket, before and after CONNECT),
- * protocol violations close it too, and every refusal is counted in the broker's stats.
+ * cap close the connection before they are buffered (TCP, TLS and WebSocket, before and after
+ * CONNECT), protocol violations close it too, and every refusal is counted in the broker's stats.
  */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { promisify } from 'node:util';
 import mqttPacket from 'mqtt-packet';
 import { WebSocket } from 'ws';
 import type { Principal } from '../../broker/acl.js';
@@ -53,12 +59,15 @@ function publishHeader(remaining: number): Buffer {
 }
 
 /**
- * Opens a raw TCP connection and sends `chunks`, each after the server answered the one before (the
- * first at once); resolves with everything that came back once the server closed the connection.
+ * Opens a raw TCP connection (TLS with `trust`, the server's certificate) and sends `chunks`, each
+ * after the server answered the one before (the first at once); resolves with everything that came
+ * back once the server closed the connection.
  */
-function rawSession(port: number, chunks: Buffer[]): Promise<Buffer> {
+function rawSession(port: number, chunks: Buffer[], trust?: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
+    const socket = trust
+      ? tls.connect({ port, host: '127.0.0.1', ca: trust, servername: 'localhost' })
+      : net.connect(port, '127.0.0.1');
     const got: Buffer[] = [];
     const queue = [...chunks];
     const sendNext = () => {
@@ -71,7 +80,7 @@ function rawSession(port: number, chunks: Buffer[]): Promise<Buffer> {
     });
     socket.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNRESET' ? undefined : reject(err)));
     socket.on('close', () => resolve(Buffer.concat(got)));
-    socket.on('connect', sendNext);
+    socket.on(trust ? 'secureConnect' : 'connect', sendNext);
   });
 }
 
@@ -145,6 +154,80 @@ describe('broker limits', () => {
     ws.send(header.subarray(2));
     await closed;
     expect(h.broker.stats().connectionsClosed['packet-too-large']).toBe(before + 1);
+  });
+
+  describe('over TLS', () => {
+    let dir: string;
+    let cert: Buffer;
+    let tlsPort: number;
+
+    beforeAll(async () => {
+      dir = await mkdtemp(path.join(os.tmpdir(), 'ff-hardening-'));
+      const [certFile, keyFile] = [path.join(dir, 'cert.pem'), path.join(dir, 'key.pem')];
+      await promisify(execFile)('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        keyFile,
+        '-out',
+        certFile,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      ]);
+      cert = await readFile(certFile);
+      tlsPort = await h.broker.listenTls(0, '127.0.0.1', { cert, key: await readFile(keyFile) });
+    });
+
+    afterAll(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    test('an oversize PUBLISH after CONNECT closes the session: CONNACK first, nothing after', async () => {
+      const before = h.broker.stats().connectionsClosed['packet-too-large'];
+      const answer = await rawSession(tlsPort, [connectPacket, publishHeader(MAX_PACKET)], cert);
+      expect([...answer]).toEqual([0x20, 0x02, 0x00, 0x00]);
+      expect(h.broker.stats().connectionsClosed['packet-too-large']).toBe(before + 1);
+      expect(h.logged('packet too large; connection closed')).toContainEqual(
+        expect.objectContaining({ clientId: `gx-${A}`, bytes: MAX_PACKET + 3, remoteAddress: '127.0.0.1' }),
+      );
+    });
+
+    test('the TLS socket itself is what aedes reads: guarded in place, no stream in between', async () => {
+      const socket = tls.connect({ port: tlsPort, host: '127.0.0.1', ca: cert, servername: 'localhost' });
+      await new Promise((resolve) => socket.once('secureConnect', resolve));
+      const connack = new Promise((resolve) => socket.once('data', resolve));
+      socket.write(connectPacket);
+      await connack;
+      const clients = (h.broker.aedes as unknown as { clients: Record<string, { conn: unknown }> }).clients;
+      expect(clients[`gx-${A}`].conn).toBeInstanceOf(tls.TLSSocket);
+      const closed = new Promise((resolve) => socket.once('close', resolve));
+      socket.end();
+      await closed;
+    });
+
+    test('a refused CONNECT still gets its CONNACK before the connection closes', async () => {
+      const wrong = mqttPacket.generate({
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion: 4,
+        clean: true,
+        clientId: `gx-${A}`,
+        keepalive: 30,
+        username: A,
+        password: Buffer.from('guess'),
+      });
+      // Return code 4: bad user name or password.
+      expect([...(await rawSession(tlsPort, [wrong], cert))]).toEqual([0x20, 0x02, 0x00, 0x04]);
+    });
   });
 
   test('a protocol violation (reserved header flags) closes the connection and is counted', async () => {

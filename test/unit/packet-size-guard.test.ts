@@ -1,10 +1,17 @@
 /**
  * The MQTT framing meter behind the broker's packet-size cap: real packets from mqtt-packet's own
- * generator, split at every byte boundary, oversize announcements and malformed lengths.
+ * generator, split at every byte boundary, oversize announcements and malformed lengths; the guard
+ * as a stream around another stream, and applied in place to a real TCP socket.
  */
+import net from 'node:net';
 import { Duplex, PassThrough } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
-import { MqttFrameMeter, PacketSizeGuard, type FrameViolation } from '../../broker/packet-size-guard.js';
+import {
+  guardSocket,
+  MqttFrameMeter,
+  PacketSizeGuard,
+  type FrameViolation,
+} from '../../broker/packet-size-guard.js';
 
 function publish(payloadBytes: number): Buffer {
   return mqttPacket.generate({
@@ -172,5 +179,125 @@ describe('PacketSizeGuard', () => {
     expect(b.guard.destroyed).toBe(true);
     // The socket's own error on destroy reaches the guard's listener, nothing is thrown.
     expect(b.errors.every((e) => e.name === 'AbortError')).toBe(true);
+  });
+});
+
+describe('guardSocket (a TCP socket guarded in place)', () => {
+  let server: net.Server;
+  /** Accepted (server-side) sockets, in order. */
+  let accepted: net.Socket[];
+  let nextAccepted: ((s: net.Socket) => void)[];
+  const clients: net.Socket[] = [];
+
+  beforeAll(async () => {
+    accepted = [];
+    nextAccepted = [];
+    server = net.createServer((s) => {
+      accepted.push(s);
+      nextAccepted.shift()?.(s);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  });
+
+  afterAll(async () => {
+    for (const c of clients) c.destroy();
+    for (const s of accepted) s.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  /** A connected client socket and the server's side of it. */
+  async function connection(): Promise<{ client: net.Socket; socket: net.Socket }> {
+    const socket = new Promise<net.Socket>((resolve) => nextAccepted.push(resolve));
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    clients.push(client);
+    await new Promise((resolve) => client.once('connect', resolve));
+    return { client, socket: await socket };
+  }
+
+  /** Reads from `socket` the way aedes does ('readable', then read()) until `bytes` have come. */
+  function readBytes(socket: net.Socket, bytes: number): Promise<Buffer> {
+    const got: Buffer[] = [];
+    let n = 0;
+    return new Promise((resolve) => {
+      const onReadable = () => {
+        let chunk: Buffer | null;
+        while ((chunk = socket.read() as Buffer | null) !== null) {
+          got.push(chunk);
+          n += chunk.length;
+        }
+        if (n >= bytes) {
+          socket.off('readable', onReadable);
+          resolve(Buffer.concat(got));
+        }
+      };
+      socket.on('readable', onReadable);
+    });
+  }
+
+  test('packets within the limit are read as sent, however the client splits them', async () => {
+    const { client, socket } = await connection();
+    const violations: FrameViolation[] = [];
+    expect(guardSocket(socket, 4096, (v) => violations.push(v))).toBe(true);
+    const stream = Buffer.concat([connect, publish(300), ping, publish(2000)]);
+    const read = readBytes(socket, stream.length);
+    client.write(stream.subarray(0, 3));
+    client.write(stream.subarray(3, 500));
+    client.write(stream.subarray(500));
+    expect(await read).toEqual(stream);
+    expect(violations).toEqual([]);
+  });
+
+  test('an oversize header destroys the socket before its bytes are readable, and says which connection', async () => {
+    const { client, socket } = await connection();
+    const seen: [FrameViolation, Duplex][] = [];
+    guardSocket(socket, 1024, (v, conn) => seen.push([v, conn]));
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    const pinged = readBytes(socket, ping.length);
+    client.write(ping);
+    expect(await pinged).toEqual(ping);
+    const big = publish(5000);
+    client.write(big);
+    await closed;
+    expect(seen).toEqual([[{ kind: 'packet-too-large', bytes: big.length, max: 1024 }, socket]]);
+    expect(socket.destroyed).toBe(true);
+    // Nothing of the refused packet was buffered for the reader.
+    expect(socket.readableLength).toBe(0);
+  });
+
+  test('what is written in one iteration goes out as one write; a destroy right after still sends it', async () => {
+    const { client, socket } = await connection();
+    guardSocket(socket, 4096, () => undefined);
+    // The socket's own single and vectored write paths, counted (each is one syscall on a real socket).
+    const calls: number[] = [];
+    const own = socket as unknown as Record<'_write' | '_writev', (...a: unknown[]) => void>;
+    const write1 = own._write.bind(socket);
+    const writev = own._writev.bind(socket);
+    own._write = (...a) => (calls.push(1), write1(...a));
+    own._writev = (...a) => (calls.push((a[0] as unknown[]).length), writev(...a));
+    const received = new Promise<Buffer>((resolve) => {
+      const got: Buffer[] = [];
+      client.on('data', (c: Buffer) => got.push(c));
+      client.once('close', () => resolve(Buffer.concat(got)));
+    });
+    for (let i = 0; i < 5; i++) socket.write(ping);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(calls).toEqual([5]);
+    // A refused client: CONNACK, then the broker drops the connection in the same tick.
+    const connack = Buffer.from([0x20, 0x02, 0x00, 0x05]);
+    socket.write(connack);
+    socket.destroy();
+    expect(await received).toEqual(Buffer.concat([...Array<Buffer>(5).fill(ping), connack]));
+  });
+
+  test('a socket with bytes already buffered is left as it is (the meter must see every byte)', async () => {
+    const { client, socket } = await connection();
+    socket.pause();
+    const buffered = new Promise((resolve) => socket.once('readable', resolve));
+    client.write(ping);
+    await buffered;
+    expect(socket.readableLength).toBe(ping.length);
+    expect(guardSocket(socket, 1024, () => undefined)).toBe(false);
+    expect(Object.hasOwn(socket, 'push')).toBe(false);
+    expect(Object.hasOwn(socket, 'write')).toBe(false);
   });
 });
