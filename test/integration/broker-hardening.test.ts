@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
+import { BufferList } from 'bl';
 import mqttPacket from 'mqtt-packet';
 import { WebSocket } from 'ws';
 import type { Principal } from '../../broker/acl.js';
@@ -207,8 +208,14 @@ describe('broker limits', () => {
       const connack = new Promise((resolve) => socket.once('data', resolve));
       socket.write(connectPacket);
       await connack;
-      const clients = (h.broker.aedes as unknown as { clients: Record<string, { conn: unknown }> }).clients;
+      const clients = (
+        h.broker.aedes as unknown as {
+          clients: Record<string, { conn: unknown; _parser: { _list: unknown } }>;
+        }
+      ).clients;
       expect(clients[`gx-${A}`].conn).toBeInstanceOf(tls.TLSSocket);
+      // And its parser collects partial packets in a plain list, not a stream (parser-buffer.ts).
+      expect(clients[`gx-${A}`]._parser._list).toBeInstanceOf(BufferList);
       const closed = new Promise((resolve) => socket.once('close', resolve));
       socket.end();
       await closed;
