@@ -19,17 +19,66 @@ import { Readable } from 'node:stream';
 import aedesPersistence from 'aedes-persistence';
 
 interface TrieNode<T> {
-  children: Map<string, TrieNode<T>> | null;
+  /** The topic level this node stands for: the key its parent finds it by. */
+  readonly level: string;
+  /**
+   * The nodes one level down: none, the only one, or a Map by level once there are several. Most
+   * nodes have one child (`N/<id>/system/0/Serial` is a chain of them for every site), and a
+   * one-entry Map cost ~190 bytes where the node itself holds it for one field.
+   */
+  children: TrieNode<T> | Map<string, TrieNode<T>> | null;
   value: T | undefined;
 }
 
-function node<T>(): TrieNode<T> {
-  return { children: null, value: undefined };
+function node<T>(level: string): TrieNode<T> {
+  return { level, children: null, value: undefined };
+}
+
+function childOf<T>(n: TrieNode<T>, level: string): TrieNode<T> | undefined {
+  const c = n.children;
+  if (c === null) return undefined;
+  if (c instanceof Map) return c.get(level);
+  return c.level === level ? c : undefined;
+}
+
+/** The child for `level`, made when missing. */
+function childFor<T>(n: TrieNode<T>, level: string): TrieNode<T> {
+  const c = n.children;
+  if (c === null) return (n.children = node(level));
+  if (c instanceof Map) {
+    let child = c.get(level);
+    if (!child) c.set(level, (child = node(level)));
+    return child;
+  }
+  if (c.level === level) return c;
+  const child = node<T>(level);
+  n.children = new Map([
+    [c.level, c],
+    [level, child],
+  ]);
+  return child;
+}
+
+function removeChild<T>(n: TrieNode<T>, level: string): void {
+  const c = n.children;
+  if (c instanceof Map) {
+    c.delete(level);
+    // Back to the one-child form, so deletes leave no one-entry Maps behind either.
+    if (c.size === 1) n.children = c.values().next().value!;
+  } else if (c?.level === level) {
+    n.children = null;
+  }
+}
+
+function children<T>(n: TrieNode<T>): Iterable<TrieNode<T>> {
+  const c = n.children;
+  if (c === null) return [];
+  return c instanceof Map ? c.values() : [c];
 }
 
 /** Values stored by topic name, found by topic filter. */
 export class RetainedIndex<T> {
-  private readonly root: TrieNode<T> = node();
+  private readonly root: TrieNode<T> = node('');
   private count = 0;
 
   get size(): number {
@@ -38,12 +87,7 @@ export class RetainedIndex<T> {
 
   set(topic: string, value: T): void {
     let n = this.root;
-    for (const level of topic.split('/')) {
-      n.children ??= new Map();
-      let child = n.children.get(level);
-      if (!child) n.children.set(level, (child = node()));
-      n = child;
-    }
+    for (const level of topic.split('/')) n = childFor(n, level);
     if (n.value === undefined) this.count++;
     n.value = value;
   }
@@ -51,7 +95,7 @@ export class RetainedIndex<T> {
   get(topic: string): T | undefined {
     let n: TrieNode<T> | undefined = this.root;
     for (const level of topic.split('/')) {
-      n = n.children?.get(level);
+      n = childOf(n, level);
       if (!n) return undefined;
     }
     return n.value;
@@ -62,7 +106,7 @@ export class RetainedIndex<T> {
     const levels = topic.split('/');
     const path: TrieNode<T>[] = [this.root];
     for (const level of levels) {
-      const next = path[path.length - 1].children?.get(level);
+      const next = childOf(path[path.length - 1], level);
       if (!next) return false;
       path.push(next);
     }
@@ -72,8 +116,8 @@ export class RetainedIndex<T> {
     this.count--;
     for (let i = levels.length; i > 0; i--) {
       const n = path[i];
-      if (n.value !== undefined || (n.children && n.children.size > 0)) break;
-      path[i - 1].children!.delete(levels[i - 1]);
+      if (n.value !== undefined || n.children !== null) break;
+      removeChild(path[i - 1], levels[i - 1]);
     }
     return true;
   }
@@ -95,23 +139,21 @@ export class RetainedIndex<T> {
       yield* this.subtree(n, i === 0);
       return;
     }
-    if (!n.children) return;
     if (level === '+') {
-      for (const [key, child] of n.children) {
-        if (i === 0 && key.startsWith('$')) continue; // [MQTT-4.7.2-1]
+      for (const child of children(n)) {
+        if (i === 0 && child.level.startsWith('$')) continue; // [MQTT-4.7.2-1]
         yield* this.walk(child, levels, i + 1);
       }
       return;
     }
-    const child = n.children.get(level);
+    const child = childOf(n, level);
     if (child) yield* this.walk(child, levels, i + 1);
   }
 
   /** Every value strictly below `n`. */
   private *subtree(n: TrieNode<T>, skipDollar: boolean): Generator<T> {
-    if (!n.children) return;
-    for (const [key, child] of n.children) {
-      if (skipDollar && key.startsWith('$')) continue; // [MQTT-4.7.2-1]
+    for (const child of children(n)) {
+      if (skipDollar && child.level.startsWith('$')) continue; // [MQTT-4.7.2-1]
       if (child.value !== undefined) yield child.value;
       yield* this.subtree(child, false);
     }

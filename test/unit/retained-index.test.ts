@@ -12,6 +12,20 @@ function matches(index: RetainedIndex<string>, filter: string): string[] {
   return [...index.match(filter)].sort();
 }
 
+/** The size of every Map of children in the index's tree (its private nodes, walked from the root). */
+function mapSizes(index: RetainedIndex<string>): number[] {
+  type Node = { children: Node | Map<string, Node> | null };
+  const sizes: number[] = [];
+  const visit = (n: Node) => {
+    if (n.children instanceof Map) {
+      sizes.push(n.children.size);
+      for (const c of n.children.values()) visit(c);
+    } else if (n.children) visit(n.children);
+  };
+  visit((index as unknown as { root: Node }).root);
+  return sizes;
+}
+
 describe('RetainedIndex', () => {
   const topics = [
     'N/c0619ab1d2e3/system/0/Serial',
@@ -57,6 +71,34 @@ describe('RetainedIndex', () => {
         const idx = new RetainedIndex<string>();
         for (const t of ts) idx.set(t, t);
         expect(matches(idx, f)).toEqual(ts.filter((t) => topicMatches(f, t)).sort());
+      }),
+    );
+  });
+
+  it('agrees with topicMatches after random sets and deletes, and keeps no one-entry Map', () => {
+    const level = fc.constantFrom('a', 'b', '', '$x', 'c');
+    const topic = fc.array(level, { minLength: 1, maxLength: 4 }).map((l) => l.join('/'));
+    const op = fc.tuple(fc.boolean(), topic);
+    const filter = fc
+      .tuple(fc.array(fc.constantFrom('a', 'b', '', '+', '$x'), { minLength: 0, maxLength: 3 }), fc.boolean())
+      .map(([l, hash]) => [...l, ...(hash ? ['#'] : [])].join('/'))
+      .filter((f) => f.length > 0);
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), filter, (ops, f) => {
+        const idx = new RetainedIndex<string>();
+        const model = new Set<string>();
+        for (const [add, t] of ops) {
+          if (add) {
+            idx.set(t, t);
+            model.add(t);
+          } else {
+            expect(idx.delete(t)).toBe(model.delete(t));
+          }
+        }
+        expect(idx.size).toBe(model.size);
+        expect(matches(idx, f)).toEqual([...model].filter((t) => topicMatches(f, t)).sort());
+        for (const t of model) expect(idx.get(t)).toBe(t);
+        expect(mapSizes(idx).filter((n) => n < 2)).toEqual([]);
       }),
     );
   });
