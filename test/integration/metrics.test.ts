@@ -70,7 +70,12 @@ test('/metrics moves while a job runs: executions, phases, queue, MQTT, status l
   }, 30_000, 'the job to complete');
   expect(done.job.counts.succeeded).toBe(3);
 
-  const after = await scrape();
+  // The job is complete once the last terminal record is saved; the worker lets go of that
+  // execution a moment later (its final publishes acknowledged, BullMQ told): wait for that too.
+  const after = await waitFor(async () => {
+    const s = await scrape();
+    return metric(s, 'fleetflash_worker_active_executions') === 0 ? s : null;
+  }, 10_000, 'the worker to let go of the executions');
   expect(metric(after, 'fleetflash_executions_total', { state: 'succeeded', error_code: 'none' })).toBe(3);
   expect(metric(after, 'fleetflash_executions_total', { state: 'in_progress' })).toBe(3);
   expect(metric(after, 'fleetflash_worker_active_executions')).toBe(0);
