@@ -3,19 +3,18 @@
  * cap close the connection before they are buffered (TCP, TLS and WebSocket, before and after
  * CONNECT), protocol violations close it too, and every refusal is counted in the broker's stats.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import { promisify } from 'node:util';
 import { BufferList } from 'bl';
 import mqttPacket from 'mqtt-packet';
 import { WebSocket } from 'ws';
 import type { Principal } from '../../broker/acl.js';
 import type { MqttClient } from '../../src/mqtt/connect.js';
 import { BrokerHarness, type Account } from '../helpers/broker-harness.js';
+import { makeSelfSignedCert } from '../helpers/self-signed-cert.js';
 
 const A = 'c0619ab1d2e3';
 const MAX_PACKET = 4096;
@@ -35,16 +34,20 @@ const accounts: Record<string, Account> = {
   },
 };
 
-const connectPacket = mqttPacket.generate({
-  cmd: 'connect',
-  protocolId: 'MQTT',
-  protocolVersion: 4,
-  clean: true,
-  clientId: `gx-${A}`,
-  keepalive: 30,
-  username: A,
-  password: Buffer.from('secret-a'),
-});
+/** A site's CONNECT with `password`. */
+function connectPacketWith(password: string): Buffer {
+  return mqttPacket.generate({
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: 4,
+    clean: true,
+    clientId: `gx-${A}`,
+    keepalive: 30,
+    username: A,
+    password: Buffer.from(password),
+  });
+}
+const connectPacket = connectPacketWith('secret-a');
 
 /** The fixed header of a PUBLISH announcing `remaining` bytes, and nothing after it. */
 function publishHeader(remaining: number): Buffer {
@@ -164,26 +167,7 @@ describe('broker limits', () => {
 
     beforeAll(async () => {
       dir = await mkdtemp(path.join(os.tmpdir(), 'ff-hardening-'));
-      const [certFile, keyFile] = [path.join(dir, 'cert.pem'), path.join(dir, 'key.pem')];
-      await promisify(execFile)('openssl', [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        keyFile,
-        '-out',
-        certFile,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      ]);
+      const { cert: certFile, key: keyFile } = await makeSelfSignedCert(dir, 'localhost');
       cert = await readFile(certFile);
       tlsPort = await h.broker.listenTls(0, '127.0.0.1', { cert, key: await readFile(keyFile) });
     });
@@ -222,16 +206,7 @@ describe('broker limits', () => {
     });
 
     test('a refused CONNECT still gets its CONNACK before the connection closes', async () => {
-      const wrong = mqttPacket.generate({
-        cmd: 'connect',
-        protocolId: 'MQTT',
-        protocolVersion: 4,
-        clean: true,
-        clientId: `gx-${A}`,
-        keepalive: 30,
-        username: A,
-        password: Buffer.from('guess'),
-      });
+      const wrong = connectPacketWith('guess');
       // Return code 4: bad user name or password.
       expect([...(await rawSession(tlsPort, [wrong], cert))]).toEqual([0x20, 0x02, 0x00, 0x04]);
     });

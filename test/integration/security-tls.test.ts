@@ -4,20 +4,17 @@
  * (the service's own client then reaches its broker over TLS, pinned to its certificate). A
  * self-signed certificate is made for the test with the openssl CLI.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { parseConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 import { connectMqtt, waitConnected, type MqttClient } from '../../src/mqtt/connect.js';
 import { loadServerTls } from '../../src/service/tls.js';
+import { makeSelfSignedCert } from '../helpers/self-signed-cert.js';
 import { startHarness, type Harness } from '../helpers/service-harness.js';
-
-const run = promisify(execFile);
 
 let dir: string;
 let certFile: string;
@@ -28,30 +25,9 @@ let h: Harness;
 let plainPort: number;
 const clients: MqttClient[] = [];
 
-/** A self-signed EC certificate for localhost / 127.0.0.1, valid one day. */
-async function makeCert(name: string): Promise<{ cert: string; key: string }> {
-  const cert = path.join(dir, `${name}-cert.pem`);
-  const key = path.join(dir, `${name}-key.pem`);
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    key,
-    '-out',
-    cert,
-    '-days',
-    '1',
-    '-subj',
-    `/CN=${name}`,
-    '-addext',
-    'subjectAltName=DNS:localhost,IP:127.0.0.1',
-  ]);
-  return { cert, key };
+/** A self-signed certificate for localhost / 127.0.0.1 in the test's directory. */
+function makeCert(name: string): Promise<{ cert: string; key: string }> {
+  return makeSelfSignedCert(dir, name);
 }
 
 /** GET over HTTPS trusting `trust` (or the system's CAs when undefined). */

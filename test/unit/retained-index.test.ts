@@ -59,13 +59,15 @@ describe('RetainedIndex', () => {
     expect(matches(index, filter)).toEqual([...expected].sort());
   });
 
+  // Random topics and filters over a few levels, empty and `$` ones included.
+  const level = fc.constantFrom('a', 'b', '', '$x', 'c');
+  const topic = fc.array(level, { minLength: 1, maxLength: 4 }).map((l) => l.join('/'));
+  const filter = fc
+    .tuple(fc.array(fc.constantFrom('a', 'b', '', '+', '$x'), { minLength: 0, maxLength: 3 }), fc.boolean())
+    .map(([l, hash]) => [...l, ...(hash ? ['#'] : [])].join('/'))
+    .filter((f) => f.length > 0);
+
   it('agrees with topicMatches on random topics and filters', () => {
-    const level = fc.constantFrom('a', 'b', '', '$x', 'c');
-    const topic = fc.array(level, { minLength: 1, maxLength: 4 }).map((l) => l.join('/'));
-    const filter = fc
-      .tuple(fc.array(fc.constantFrom('a', 'b', '', '+', '$x'), { minLength: 0, maxLength: 3 }), fc.boolean())
-      .map(([l, hash]) => [...l, ...(hash ? ['#'] : [])].join('/'))
-      .filter((f) => f.length > 0);
     fc.assert(
       fc.property(fc.uniqueArray(topic, { maxLength: 30 }), filter, (ts, f) => {
         const idx = new RetainedIndex<string>();
@@ -76,13 +78,7 @@ describe('RetainedIndex', () => {
   });
 
   it('agrees with topicMatches after random sets and deletes, and keeps no one-entry Map', () => {
-    const level = fc.constantFrom('a', 'b', '', '$x', 'c');
-    const topic = fc.array(level, { minLength: 1, maxLength: 4 }).map((l) => l.join('/'));
     const op = fc.tuple(fc.boolean(), topic);
-    const filter = fc
-      .tuple(fc.array(fc.constantFrom('a', 'b', '', '+', '$x'), { minLength: 0, maxLength: 3 }), fc.boolean())
-      .map(([l, hash]) => [...l, ...(hash ? ['#'] : [])].join('/'))
-      .filter((f) => f.length > 0);
     fc.assert(
       fc.property(fc.array(op, { maxLength: 60 }), filter, (ops, f) => {
         const idx = new RetainedIndex<string>();
