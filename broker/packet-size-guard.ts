@@ -82,8 +82,8 @@ export class MqttFrameMeter {
 /**
  * `inner` (a WebSocket stream, or a socket {@link guardSocket} could not take) as aedes should see
  * it: reads pass through the {@link MqttFrameMeter}, writes go straight to `inner` with its
- * backpressure, and destroying either side destroys both. On a violation `onViolation` is called and the connection is destroyed before
- * the offending bytes reach the parser.
+ * backpressure, and destroying either side destroys both. On a violation `onViolation` is called
+ * and the connection is destroyed before the offending bytes reach the parser.
  */
 export class PacketSizeGuard extends Duplex {
   readonly #inner: Duplex;
