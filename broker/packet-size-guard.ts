@@ -15,8 +15,8 @@
  * other stream (a WebSocket stream).
  */
 import type net from 'node:net';
-import { Duplex, type Writable } from 'node:stream';
-import { IterationCork } from '../src/net/write-coalescing.js';
+import { Duplex } from 'node:stream';
+import { coalesceWrites, IterationCork } from '../src/net/write-coalescing.js';
 
 /** Why the guard closed a connection. */
 export type FrameViolation =
@@ -148,10 +148,9 @@ export class PacketSizeGuard extends Duplex {
   }
 }
 
-/** What {@link guardSocket} keeps on a socket: one object, read by functions shared by every socket. */
+/** What {@link guardSocket} keeps on a socket: one object, read by a function shared by every socket. */
 interface SocketGuard {
   meter: MqttFrameMeter;
-  cork: IterationCork;
   onViolation: FrameViolationHandler;
 }
 
@@ -161,14 +160,14 @@ type GuardedSocket = net.Socket & { [kGuard]: SocketGuard };
 /**
  * The guard applied to a TCP or TLS socket itself, for aedes to read directly: the socket's `push`
  * (where net hands over each read, before it is buffered) meters the bytes first, and on a violation
- * calls `onViolation` and destroys the socket instead; its `write` holds the socket corked until the
- * end of the iteration (one write per iteration, as {@link PacketSizeGuard} does), and `destroy`
- * sends what is held first.
+ * calls `onViolation` and destroys the socket instead; its writes are coalesced per iteration and a
+ * `destroy` sends what is held first ({@link coalesceWrites}, as {@link PacketSizeGuard} does for
+ * its stream).
  *
  * Why not the {@link PacketSizeGuard} stream here: per connection it was a second stream with its
  * own read and write state, four listeners on the socket and their closures, 1.3 KB of heap per
  * connected site (heap snapshots at 3,000 sites), and every read went through both streams. Here a
- * socket gets three properties pointing at shared functions and one small object.
+ * socket gets three properties pointing at shared functions and two small objects.
  *
  * Returns false, changing nothing, when the socket has buffered data already (a TLS socket can have
  * decrypted bytes waiting when its handshake completes): the meter must see a connection's bytes
@@ -181,14 +180,9 @@ export function guardSocket(
 ): boolean {
   if (socket.readableLength > 0) return false;
   const guarded = socket as GuardedSocket;
-  guarded[kGuard] = {
-    meter: new MqttFrameMeter(maxPacketBytes),
-    cork: new IterationCork(socket),
-    onViolation,
-  };
+  guarded[kGuard] = { meter: new MqttFrameMeter(maxPacketBytes), onViolation };
   guarded.push = meteredPush;
-  guarded.write = corkedWrite as net.Socket['write'];
-  guarded.destroy = flushingDestroy;
+  coalesceWrites(socket);
   return true;
 }
 
@@ -202,22 +196,6 @@ function meteredPush(this: GuardedSocket, chunk: unknown, encoding?: BufferEncod
       return false;
     }
   }
-  return socketClass(this).push.call(this, chunk, encoding);
-}
-
-function corkedWrite(this: GuardedSocket, ...args: Parameters<Writable['write']>): boolean {
-  this[kGuard].cork.hold();
-  return (socketClass(this).write as (...a: unknown[]) => boolean).apply(this, args);
-}
-
-function flushingDestroy(this: GuardedSocket, error?: Error): GuardedSocket {
-  // What this client was sent last (a CONNACK refusal before the broker drops it) still leaves.
-  this[kGuard].cork.flush();
-  socketClass(this).destroy.call(this, error);
-  return this;
-}
-
-/** The socket's class methods, which the instance's own properties above shadow. */
-function socketClass(socket: GuardedSocket): net.Socket {
-  return Object.getPrototypeOf(socket) as net.Socket;
+  // The socket's class method, which the instance's own `push` shadows.
+  return (Object.getPrototypeOf(this) as net.Socket).push.call(this, chunk, encoding);
 }

@@ -57,19 +57,42 @@ export class IterationCork {
   }
 }
 
-/** Makes every `write` on `stream` go through an {@link IterationCork} (for sockets handed to mqtt.js). */
+/** What {@link coalesceWrites} keeps on a stream: its cork and the methods it shadows. */
+interface Coalescing {
+  cork: IterationCork;
+  write: Writable['write'];
+  destroy: Writable['destroy'];
+}
+
+const kCoalescing = Symbol('coalescedWrites');
+type CoalescedStream = Writable & { [kCoalescing]: Coalescing };
+
+/**
+ * Makes every `write` on `stream` go through an {@link IterationCork}, and `destroy` send what is
+ * held first (the service's MQTT and Redis sockets, the broker's site sockets). The stream gets one
+ * small object and two properties pointing at functions shared by every stream: the broker does
+ * this for each of thousands of site sockets. A stream already coalescing is returned as it is.
+ */
 export function coalesceWrites<S extends Writable>(stream: S): S {
-  const cork = new IterationCork(stream);
-  const write = stream.write.bind(stream) as (...args: unknown[]) => boolean;
-  stream.write = ((...args: unknown[]) => {
-    cork.hold();
-    return write(...args);
-  }) as S['write'];
-  const destroy = stream.destroy.bind(stream);
-  stream.destroy = (error?: Error) => {
-    cork.flush();
-    destroy(error);
-    return stream;
-  };
+  const state = stream as unknown as { [kCoalescing]?: Coalescing };
+  if (state[kCoalescing]) return stream;
+  state[kCoalescing] = { cork: new IterationCork(stream), write: stream.write, destroy: stream.destroy };
+  const writable: Writable = stream;
+  writable.write = coalescedWrite as Writable['write'];
+  writable.destroy = flushingDestroy as Writable['destroy'];
   return stream;
+}
+
+function coalescedWrite(this: CoalescedStream, ...args: Parameters<Writable['write']>): boolean {
+  const c = this[kCoalescing];
+  c.cork.hold();
+  return (c.write as (...a: unknown[]) => boolean).apply(this, args);
+}
+
+function flushingDestroy(this: CoalescedStream, error?: Error): Writable {
+  const c = this[kCoalescing];
+  // What was written last (a CONNACK refusal just before the broker drops a client) still leaves.
+  c.cork.flush();
+  c.destroy.call(this, error);
+  return this;
 }

@@ -88,6 +88,16 @@ test('a write to another stream while held streams are released leaves in the ne
   expect(second.writes).toEqual([['relayed x']]);
 });
 
+test('coalesceWrites: writes of one iteration leave as one write; a stream coalesced twice still does, once', async () => {
+  const { stream, writes } = recorder();
+  expect(coalesceWrites(stream)).toBe(stream);
+  expect(coalesceWrites(stream)).toBe(stream);
+  for (const s of ['a', 'b', 'c']) stream.write(s);
+  expect(writes).toEqual([]);
+  await nextIteration();
+  expect(writes).toEqual([['a', 'b', 'c']]);
+});
+
 test('flush writes what is held at once', () => {
   const { stream, writes } = recorder();
   const cork = new IterationCork(stream);
