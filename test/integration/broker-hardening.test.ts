@@ -15,6 +15,7 @@ import type { Principal } from '../../broker/acl.js';
 import type { MqttClient } from '../../src/mqtt/connect.js';
 import { BrokerHarness, type Account } from '../helpers/broker-harness.js';
 import { makeSelfSignedCert } from '../helpers/self-signed-cert.js';
+import { siteConnect } from '../helpers/site-connect.js';
 
 const A = 'c0619ab1d2e3';
 const MAX_PACKET = 4096;
@@ -34,20 +35,7 @@ const accounts: Record<string, Account> = {
   },
 };
 
-/** A site's CONNECT with `password`. */
-function connectPacketWith(password: string): Buffer {
-  return mqttPacket.generate({
-    cmd: 'connect',
-    protocolId: 'MQTT',
-    protocolVersion: 4,
-    clean: true,
-    clientId: `gx-${A}`,
-    keepalive: 30,
-    username: A,
-    password: Buffer.from(password),
-  });
-}
-const connectPacket = connectPacketWith('secret-a');
+const connectPacket = mqttPacket.generate(siteConnect(A, 'secret-a'));
 
 /** The fixed header of a PUBLISH announcing `remaining` bytes, and nothing after it. */
 function publishHeader(remaining: number): Buffer {
@@ -206,7 +194,7 @@ describe('broker limits', () => {
     });
 
     test('a refused CONNECT still gets its CONNACK before the connection closes', async () => {
-      const wrong = connectPacketWith('guess');
+      const wrong = mqttPacket.generate(siteConnect(A, 'guess'));
       // Return code 4: bad user name or password.
       expect([...(await rawSession(tlsPort, [wrong], cert))]).toEqual([0x20, 0x02, 0x00, 0x04]);
     });

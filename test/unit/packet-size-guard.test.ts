@@ -12,6 +12,7 @@ import {
   PacketSizeGuard,
   type FrameViolation,
 } from '../../broker/packet-size-guard.js';
+import { siteConnect } from '../helpers/site-connect.js';
 
 function publish(payloadBytes: number): Buffer {
   return mqttPacket.generate({
@@ -25,16 +26,7 @@ function publish(payloadBytes: number): Buffer {
   });
 }
 
-const connect = mqttPacket.generate({
-  cmd: 'connect',
-  protocolId: 'MQTT',
-  protocolVersion: 4,
-  clean: true,
-  clientId: 'gx-c0619ab1d2e3',
-  keepalive: 30,
-  username: 'c0619ab1d2e3',
-  password: Buffer.from('secret'),
-});
+const connect = mqttPacket.generate(siteConnect('c0619ab1d2e3', 'secret'));
 const ping = mqttPacket.generate({ cmd: 'pingreq' });
 
 describe('MqttFrameMeter', () => {

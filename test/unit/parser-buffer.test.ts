@@ -6,18 +6,10 @@
 import { BufferList } from 'bl';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 import { useListParserBuffer } from '../../broker/parser-buffer.js';
+import { siteConnect } from '../helpers/site-connect.js';
 
 const packets: Packet[] = [
-  {
-    cmd: 'connect',
-    protocolId: 'MQTT',
-    protocolVersion: 4,
-    clean: true,
-    clientId: 'gx-c0619ab1d2e3',
-    keepalive: 30,
-    username: 'c0619ab1d2e3',
-    password: Buffer.from('secret'),
-  },
+  siteConnect('c0619ab1d2e3', 'secret'),
   { cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'R/c0619ab1d2e3/#', qos: 0 }] },
   {
     cmd: 'publish',
