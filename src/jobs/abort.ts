@@ -50,7 +50,7 @@ async function tryCancel(deps: AbortDeps, found: ExecutionRecord, reason: string
     const { record, event } = canceledRecord(rec, reason, now);
     const res = await deps.jobs.update(record, event);
     if (res.ok) {
-      deps.publisher?.execution(record);
+      deps.publisher?.execution(record, res.recordJson);
       if (res.job) deps.publisher?.job(res.job);
       if (res.event) deps.publisher?.event(res.event);
       if (res.device) deps.publisher?.device(res.device);

@@ -65,10 +65,11 @@ export class StatusPublisher {
     this.timer ??= setTimeout(() => this.flushJobs(), this.summaryIntervalMs);
   }
 
-  execution(record: ExecutionRecord): void {
+  /** Publishes an execution record; `json` is the record already serialized (as the job store stored it). */
+  execution(record: ExecutionRecord, json?: string): void {
     const topic = jobDeviceTopic(record.jobId, record.deviceId);
     if (!this.fresh(topic, record.seq)) return;
-    this.publish(topic, record, true, 'execution');
+    this.send(topic, json ?? JSON.stringify(record), true, 'execution');
   }
 
   event(event: JobEvent): void {

@@ -59,8 +59,11 @@ export interface JobInit {
 export type EventInput = Omit<JobEvent, 'seq' | 'ts' | 'jobId'>;
 
 export type UpdateResult =
-  /** `job` is null when the write changed nothing its summary shows (a progress report). */
-  | { ok: true; job: JobRecord | null; event: JobEvent | null; device: DeviceRecord | null }
+  /**
+   * `job` is null when the write changed nothing its summary shows (a progress report). `recordJson` is
+   * the record as stored, for its status publish (serialized once per save, not twice).
+   */
+  | { ok: true; job: JobRecord | null; event: JobEvent | null; device: DeviceRecord | null; recordJson: string }
   | { ok: false; reason: 'missing' | 'stale' | 'terminal' }
   /** The job is aborted and this execution is not past the point of no return: only its end may be stored. */
   | { ok: false; reason: 'aborted'; abortReason: string };
@@ -179,6 +182,7 @@ export class JobStore {
     // Re-queued to wait for its busy site: woken when another execution of the site frees its lock.
     const waiting = record.state === 'queued' && record.error?.code === 'site-busy';
     const portalId = parseDeviceId(record.deviceId)?.portalId ?? record.deviceId;
+    const recordJson = JSON.stringify(record);
     const res = await this.redis.ffUpdateExecution(
       k.job(record.jobId),
       k.jobExecutions(record.jobId),
@@ -191,7 +195,7 @@ export class JobStore {
       k.jobCanary(record.jobId),
       k.siteWaiters(portalId),
       record.deviceId,
-      JSON.stringify(record),
+      recordJson,
       String(record.seq),
       record.state,
       ev,
@@ -225,6 +229,7 @@ export class JobStore {
       job,
       event: res[1] ? (JSON.parse(String(res[1])) as JobEvent) : null,
       device: res[2] ? (JSON.parse(String(res[2])) as DeviceRecord) : null,
+      recordJson,
     };
   }
 

@@ -204,7 +204,7 @@ class ExecutionRun {
     this.deps.onSaved?.(this.lastSaved, rec);
     this.lastSaved = rec;
     const { publisher } = this.deps;
-    publisher.execution(rec);
+    publisher.execution(rec, res.recordJson);
     if (res.job) publisher.job(res.job);
     if (res.event) publisher.event(res.event);
     if (event) this.log.info({ state: rec.state, phase: rec.phase, progress: rec.progress, error: rec.error?.code }, event.message);

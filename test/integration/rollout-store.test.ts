@@ -172,6 +172,8 @@ test('a progress report or a phase change returns no job summary; a state change
   const progress = await jobs.update({ ...rec, progress: 40, seq: rec.seq + 1 }, null);
   expect(progress).toMatchObject({ ok: true, job: null, event: null, device: null });
   expect((await jobs.execution(jobId, device(0)))!.progress).toBe(40);
+  // The record's JSON as stored comes back for its status publish (serialized once per save).
+  expect(progress.ok && progress.recordJson).toBe(await redis.hget(keys.jobExecutions(jobId), device(0)));
   // A phase change writes its log line, and still changes nothing a summary shows.
   const phase = await jobs.update({ ...rec, phase: 'verifying', progress: 60, seq: rec.seq + 2 }, { deviceId: device(0), level: 'info', message: 'phase verifying' });
   expect(phase).toMatchObject({ ok: true, job: null, event: { message: 'phase verifying' }, device: null });

@@ -67,16 +67,21 @@ beforeEach(() => {
   logs.length = 0;
 });
 
-/** The retained message on `topic` as a new subscriber gets it. */
-async function retained(topic: string): Promise<ExecutionRecord> {
+/** The retained message on `topic` as a new subscriber gets it, as text. */
+async function retainedText(topic: string): Promise<string> {
   const reader = await broker.connect('tcp', 'svc', `reader-${Math.random().toString(16).slice(2)}`);
-  const got = new Promise<ExecutionRecord>((resolve) =>
-    reader.on('message', (_t, payload) => resolve(JSON.parse(payload.toString()) as ExecutionRecord)),
+  const got = new Promise<string>((resolve) =>
+    reader.on('message', (_t, payload) => resolve(payload.toString())),
   );
   await reader.subscribeAsync(topic, { qos: 1 });
-  const rec = await got;
+  const text = await got;
   await reader.endAsync();
-  return rec;
+  return text;
+}
+
+/** The retained record on `topic` as a new subscriber gets it. */
+async function retained(topic: string): Promise<ExecutionRecord> {
+  return JSON.parse(await retainedText(topic)) as ExecutionRecord;
 }
 
 describe.each([
@@ -129,6 +134,18 @@ describe.each([
     await publisher.flush();
     expect(acked).toEqual(['execution']);
     expect((await retained(jobDeviceTopic('jabc12345', 'c0619ab1d2e3.solarcharger.258'))).seq).toBe(100);
+  });
+
+  test('a record serialized already (as the job store stored it) goes out as those bytes', async () => {
+    const publisher = new StatusPublisher(client, logger, 100, undefined, retainedSink());
+    const deviceId = 'c0619ab1d2e3.solarcharger.260';
+    const rec = { ...record(7, 70), deviceId };
+    // Key order differs from JSON.stringify(rec): what arrives is the given text, not a new serialization.
+    const { seq, ...rest } = rec;
+    const stored = JSON.stringify({ seq, ...rest });
+    publisher.execution(rec, stored);
+    await publisher.flush();
+    expect(await retainedText(jobDeviceTopic('jabc12345', deviceId))).toBe(stored);
   });
 
   // aedes drops a delivery whose broker counter is below one the subscriber already got: a record
