@@ -2,6 +2,8 @@
  * `npm run sim -- --sites 500 --url mqtt://127.0.0.1:1884 --password x`: runs a simulated fleet
  * until SIGINT/SIGTERM, printing a summary line every 2 s. See `--help`.
  */
+// First: before anything loads mqtt-packet (see quiet-debug.ts).
+import '../src/quiet-debug.js';
 import { pino, type LevelWithSilent } from 'pino';
 import { parseCliArgs, UsageError, USAGE, type CliArgs } from './cli-args.js';
 import { loadCredentials } from './credentials-source.js';

@@ -3,6 +3,8 @@
  * memory can be measured apart. Talks to its parent over IPC: sends `{port}` once listening,
  * answers `'stats'` with `{rss, heapUsed, clients}`.
  */
+// First: before anything loads mqtt-packet (see quiet-debug.ts).
+import '../src/quiet-debug.js';
 import net from 'node:net';
 import { Aedes } from 'aedes';
 

@@ -9,6 +9,8 @@
  * Without --url it starts a plain Aedes broker in a child process (so the two are measured apart).
  * --keepalive then keeps every site alive for the hold period (heartbeats flowing) to show that cost.
  */
+// First: before anything loads mqtt-packet (see quiet-debug.ts).
+import '../src/quiet-debug.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { connectMqtt, waitConnected } from '../src/mqtt/connect.js';

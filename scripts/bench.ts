@@ -8,6 +8,8 @@
  * brokers alternate, so drifting machine load hits both alike. Human lines go to stdout as it goes;
  * the last line is one JSON summary. See the README's "Performance" section.
  */
+// First: before anything loads mqtt-packet (see quiet-debug.ts).
+import '../src/quiet-debug.js';
 import { parseBenchArgs, USAGE, UsageError, type BenchArgs, type BrokerMode } from './lib/bench-args.js';
 import { brokerCeiling, bullmqCeiling } from './lib/bench-ceilings.js';
 import { startCluster } from './lib/bench-cluster.js';

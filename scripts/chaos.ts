@@ -5,6 +5,8 @@
  * api,broker process is killed while it aborts one of the jobs.
  * Prints what happened and a JSON report; exits 1 if anything was lost, repeated or misreported.
  */
+// First: before anything loads mqtt-packet (see quiet-debug.ts).
+import '../src/quiet-debug.js';
 import { parseArgs } from 'node:util';
 import { DEFAULT_CHAOS, runChaos } from './lib/chaos.js';
 

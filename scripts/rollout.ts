@@ -8,6 +8,8 @@
  * launched over the REST API with maxConcurrent, perMinute, a canary wave and an abort rule; the
  * final summary puts the orchestrator's counts next to the simulator's ground truth.
  */
+// First: before anything loads mqtt-packet (see quiet-debug.ts).
+import '../src/quiet-debug.js';
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';

@@ -3,6 +3,8 @@
  * in one process, firmware images seeded, and a simulated fleet connected to the embedded broker.
  * Every setting can still be overridden by the environment (see the README).
  */
+// First: before anything loads mqtt-packet (see quiet-debug.ts).
+import './quiet-debug.js';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { portalIdsFor, realTimeProtocolTimers, startFleet } from '../devices-sim/index.js';

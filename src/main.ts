@@ -2,6 +2,8 @@
  * fleetflash entry point: parses the configuration, starts the roles in `ROLE`, and shuts down
  * gracefully on SIGTERM/SIGINT (workers hand their executions over to other workers).
  */
+// First: before anything loads mqtt-packet (see quiet-debug.ts).
+import './quiet-debug.js';
 import { parseConfig } from './config.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './logger.js';

@@ -10,6 +10,8 @@
  * (progress events are timestamped while recording) and the site connection's publish and receive
  * (message counts). Nothing of it changes what a site does.
  */
+// First: before anything loads mqtt-packet (see quiet-debug.ts).
+import '../../src/quiet-debug.js';
 import { pino } from 'pino';
 import { realTimeProtocolTimers, startFleet, type Fleet } from '../../devices-sim/index.js';
 import { SimSite } from '../../devices-sim/sim-site.js';
