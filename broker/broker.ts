@@ -43,7 +43,7 @@ import { ConnectRateLimiter } from './connect-rate-limiter.js';
 import { ExpiryTimers } from './expiry-timers.js';
 import { GuardedAedes, type DeliverFunc } from './guarded-aedes.js';
 import { guardSocket, PacketSizeGuard, type FrameViolation } from './packet-size-guard.js';
-import { useListParserBuffer } from './parser-buffer.js';
+import { useParserBytes } from './parser-buffer.js';
 import { indexedMemoryPersistence, retainedMessageCount } from './retained-index.js';
 import { BrokerTransports } from './transports.js';
 
@@ -370,7 +370,7 @@ export async function createBroker(options: BrokerOptions): Promise<EmbeddedBrok
           ? stream
           : new PacketSizeGuard(stream, settings.maxPacketBytes, onFrameViolation);
       remoteAddresses.set(conn, remoteAddress);
-      useListParserBuffer(aedes.handle(conn, req));
+      useParserBytes(aedes.handle(conn, req));
     },
     (err) => log.error({ err }, 'listener error'),
   );

@@ -8,10 +8,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import { BufferList } from 'bl';
 import mqttPacket from 'mqtt-packet';
 import { WebSocket } from 'ws';
 import type { Principal } from '../../broker/acl.js';
+import { ParserBytes } from '../../broker/parser-buffer.js';
 import type { MqttClient } from '../../src/mqtt/connect.js';
 import { BrokerHarness, type Account } from '../helpers/broker-harness.js';
 import { makeSelfSignedCert } from '../helpers/self-signed-cert.js';
@@ -186,8 +186,8 @@ describe('broker limits', () => {
         }
       ).clients;
       expect(clients[`gx-${A}`].conn).toBeInstanceOf(tls.TLSSocket);
-      // And its parser collects partial packets in a plain list, not a stream (parser-buffer.ts).
-      expect(clients[`gx-${A}`]._parser._list).toBeInstanceOf(BufferList);
+      // And its parser reads packets from ParserBytes, not a `bl` stream (parser-buffer.ts).
+      expect(clients[`gx-${A}`]._parser._list).toBeInstanceOf(ParserBytes);
       const closed = new Promise((resolve) => socket.once('close', resolve));
       socket.end();
       await closed;

@@ -1,11 +1,13 @@
 /**
- * The plain buffer list given to each client's MQTT parser: mqtt-packet's real parser, fed packets
- * split at every byte, must parse exactly what it parsed with its own stream; anything unexpected
- * is left alone.
+ * ParserBytes, given to each client's MQTT parser: it answers every read the parser makes as `bl`
+ * does (random appends, consumes and reads against bl's BufferList); mqtt-packet's real parser, fed
+ * packets split at every byte, parses exactly what it parsed with its own stream; anything
+ * unexpected is left alone.
  */
 import { BufferList } from 'bl';
+import fc from 'fast-check';
 import mqttPacket, { type Packet } from 'mqtt-packet';
-import { useListParserBuffer } from '../../broker/parser-buffer.js';
+import { ParserBytes, useParserBytes } from '../../broker/parser-buffer.js';
 import { siteConnect } from '../helpers/site-connect.js';
 
 const packets: Packet[] = [
@@ -47,14 +49,14 @@ function parseInPieces(parser: Parser, step: number): unknown[] {
   return got;
 }
 
-describe('useListParserBuffer', () => {
-  test('a fresh parser gets a plain BufferList and parses the same packets, however they are split', () => {
+describe('useParserBytes', () => {
+  test('a fresh parser gets ParserBytes and parses the same packets, however they are split', () => {
     for (const step of [1, 2, 3, 7, 64, stream.length]) {
       const expected = parseInPieces(mqttPacket.parser(), step);
       const c = client();
-      expect(c._parser._list).not.toBeInstanceOf(BufferList);
-      expect(useListParserBuffer(c)).toBe(true);
-      expect(c._parser._list).toBeInstanceOf(BufferList);
+      expect(c._parser._list).not.toBeInstanceOf(ParserBytes);
+      expect(useParserBytes(c)).toBe(true);
+      expect(c._parser._list).toBeInstanceOf(ParserBytes);
       expect(parseInPieces(c._parser, step)).toEqual(expected);
       expect(expected).toHaveLength(packets.length);
     }
@@ -64,13 +66,106 @@ describe('useListParserBuffer', () => {
     const midway = client();
     midway._parser.parse(stream.subarray(0, 5));
     const list = midway._parser._list;
-    expect(useListParserBuffer(midway)).toBe(false);
+    expect(useParserBytes(midway)).toBe(false);
     expect(midway._parser._list).toBe(list);
 
-    expect(useListParserBuffer({})).toBe(false);
-    expect(useListParserBuffer({ _parser: { _list: [] } })).toBe(false);
+    expect(useParserBytes({})).toBe(false);
+    expect(useParserBytes({ _parser: { _list: [] } })).toBe(false);
     const done = client();
-    useListParserBuffer(done);
-    expect(useListParserBuffer(done)).toBe(false);
+    useParserBytes(done);
+    expect(useParserBytes(done)).toBe(false);
   });
+});
+
+/** One step against both lists: append a chunk, consume some bytes, or read at an offset. */
+type Op =
+  | { op: 'append'; bytes: number[] }
+  | { op: 'consume'; n: number }
+  | { op: 'read'; kind: 'u8' | 'u16' | 'u32' | 'slice' | 'string'; at: number; len: number };
+
+const ops = fc.array(
+  fc.oneof(
+    fc.record({
+      op: fc.constant('append' as const),
+      bytes: fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 9 }),
+    }),
+    fc.record({ op: fc.constant('consume' as const), n: fc.integer({ min: 0, max: 12 }) }),
+    fc.record({
+      op: fc.constant('read' as const),
+      kind: fc.constantFrom(
+        'u8' as const,
+        'u16' as const,
+        'u32' as const,
+        'slice' as const,
+        'string' as const,
+      ),
+      at: fc.integer({ min: 0, max: 20 }),
+      len: fc.integer({ min: 0, max: 20 }),
+    }),
+  ),
+  { maxLength: 60 },
+);
+
+/** What a read answers, or that it throws (both lists refuse a number beyond the bytes held). */
+function read(list: ParserBytes | InstanceType<typeof BufferList>, o: Extract<Op, { op: 'read' }>): unknown {
+  try {
+    switch (o.kind) {
+      case 'u8':
+        return list.readUInt8(o.at);
+      case 'u16':
+        return list.readUInt16BE(o.at);
+      case 'u32':
+        return list.readUInt32BE(o.at);
+      case 'slice':
+        return [...list.slice(o.at, o.at + o.len)];
+      case 'string':
+        return list.toString('latin1', o.at, o.at + o.len);
+    }
+  } catch {
+    return 'throws';
+  }
+}
+
+test('ParserBytes answers every append, consume and read as bl’s BufferList does', () => {
+  fc.assert(
+    fc.property(ops, (steps) => {
+      const ours = new ParserBytes();
+      const theirs = new BufferList();
+      for (const s of steps) {
+        if (s.op === 'append') {
+          ours.append(Buffer.from(s.bytes));
+          theirs.append(Buffer.from(s.bytes));
+        } else if (s.op === 'consume') {
+          ours.consume(s.n);
+          theirs.consume(s.n);
+        } else {
+          expect(read(ours, s)).toEqual(read(theirs, s));
+        }
+        expect(ours.length).toBe(theirs.length);
+      }
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('a payload inside one socket read is a view of it; one that straddles two reads is copied whole', () => {
+  const a = Buffer.from('abcdef');
+  const b = Buffer.from('ghij');
+  const list = new ParserBytes().append(a).append(b);
+  list.consume(2);
+  const view = list.slice(0, 3);
+  expect(view.toString()).toBe('cde');
+  expect(view.buffer).toBe(a.buffer);
+  expect(view.byteOffset).toBe(a.byteOffset + 2);
+  const across = list.slice(2, 7);
+  expect(across.toString()).toBe('efghi');
+  // A copy: the reads it came from may be overwritten (here, zeroed) without changing it.
+  a.fill(0);
+  b.fill(0);
+  expect(across.toString()).toBe('efghi');
+  expect(view[0]).toBe(0);
+  b.write('ghij');
+  list.consume(4);
+  expect(list.length).toBe(4);
+  expect(list.toString('utf8')).toBe('ghij');
 });
