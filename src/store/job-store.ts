@@ -27,7 +27,7 @@ import {
 } from '../protocol/index.js';
 import { HISTORY_LIMIT } from './device-store.js';
 import type { Keys } from './keys.js';
-import { ABORT_JOB, ACQUIRE_LOCK, APPEND_EVENT, STEAL_LOCK, UPDATE_EXECUTION } from './lua.js';
+import { ABORT_JOB, ACQUIRE_LOCK, APPEND_EVENT, STEAL_LOCK, UPDATE_EXECUTION, UPDATE_PROGRESS } from './lua.js';
 
 /** The part of a job fixed at launch. */
 export interface JobSpec {
@@ -76,6 +76,7 @@ export interface LockHolder {
 
 type ScriptRedis = Redis & {
   ffUpdateExecution(...args: string[]): Promise<unknown[]>;
+  ffUpdateProgress(...args: string[]): Promise<unknown[]>;
   ffAppendEvent(...args: string[]): Promise<string>;
   ffAcquireLock(...args: (string | number)[]): Promise<string[]>;
   ffStealLock(...args: string[]): Promise<number>;
@@ -87,6 +88,7 @@ function withScripts(redis: Redis): ScriptRedis {
   const r = redis as ScriptRedis;
   if (typeof r.ffUpdateExecution !== 'function') {
     redis.defineCommand('ffUpdateExecution', { numberOfKeys: 10, lua: UPDATE_EXECUTION });
+    redis.defineCommand('ffUpdateProgress', { numberOfKeys: 2, lua: UPDATE_PROGRESS });
     redis.defineCommand('ffAppendEvent', { numberOfKeys: 2, lua: APPEND_EVENT });
     // The number of keys comes first in each call: the site's locks vary.
     redis.defineCommand('ffAcquireLock', { lua: ACQUIRE_LOCK });
@@ -174,6 +176,22 @@ export class JobStore {
    */
   async update(record: ExecutionRecord, event: EventInput | null): Promise<UpdateResult> {
     const k = this.keys;
+    const recordJson = JSON.stringify(record);
+    if (event === null) {
+      // Most writes are progress reports: same state, no log line. The short script first; a state
+      // change (a retry going back to queued without a line) is refused by it and written in full.
+      const res = await this.redis.ffUpdateProgress(
+        k.job(record.jobId),
+        k.jobExecutions(record.jobId),
+        record.deviceId,
+        recordJson,
+        String(record.seq),
+        record.state,
+        record.updatedAt,
+      );
+      if (Number(res[0]) === 1) return { ok: true, job: null, event: null, device: null, recordJson };
+      if (String(res[1]) !== 'changed') return refusal(res);
+    }
     const ev = event ? JSON.stringify(this.eventBody(record.jobId, record.updatedAt, event)) : '';
     const terminal = isTerminalExecutionState(record.state);
     // The device's last update and history entry are written only when the execution ends.
@@ -182,7 +200,6 @@ export class JobStore {
     // Re-queued to wait for its busy site: woken when another execution of the site frees its lock.
     const waiting = record.state === 'queued' && record.error?.code === 'site-busy';
     const portalId = parseDeviceId(record.deviceId)?.portalId ?? record.deviceId;
-    const recordJson = JSON.stringify(record);
     const res = await this.redis.ffUpdateExecution(
       k.job(record.jobId),
       k.jobExecutions(record.jobId),
@@ -213,11 +230,7 @@ export class JobStore {
       // The record's own clock (the driver's): a fake one in tests, like the retry times it wakes.
       String(Date.parse(record.updatedAt)),
     );
-    if (Number(res[0]) !== 1) {
-      const reason = String(res[1]);
-      if (reason === 'aborted') return { ok: false, reason, abortReason: String(res[2]) };
-      return { ok: false, reason: reason as 'missing' | 'stale' | 'terminal' };
-    }
+    if (Number(res[0]) !== 1) return refusal(res);
     let job: JobRecord | null = null;
     if (res.length > 3) {
       const h: Record<string, string> = {};
@@ -373,4 +386,11 @@ export function toJobRecord(h: Record<string, string>): JobRecord {
     abortReason: h.abortReason ?? null,
     abortedAt: h.abortedAt ?? null,
   };
+}
+
+/** An update script's refusal `{0, reason[, abortReason]}` as an UpdateResult. */
+function refusal(res: unknown[]): Extract<UpdateResult, { ok: false }> {
+  const reason = String(res[1]);
+  if (reason === 'aborted') return { ok: false, reason, abortReason: String(res[2]) };
+  return { ok: false, reason: reason as 'missing' | 'stale' | 'terminal' };
 }

@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
+import { jest } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { formatExecutionId, type ExecutionRecord, type RolloutLimits } from '../../src/protocol/index.js';
@@ -179,6 +180,78 @@ test('a progress report or a phase change returns no job summary; a state change
   expect(phase).toMatchObject({ ok: true, job: null, event: { message: 'phase verifying' }, device: null });
   const ended = await finish(jobId, device(0), 'succeeded', { finishedAt: new Date(T0).toISOString() });
   expect(ended.ok && ended.job).toMatchObject({ state: 'completed', counts: { in_progress: 0, succeeded: 1 } });
+});
+
+test('a progress write (same state, no line) takes the short script and refuses what the full one refuses; a state change without a line is written in full', async () => {
+  const jobId = await makeJob(2);
+  await release(jobId);
+  const short = jest.spyOn(redis as unknown as { ffUpdateProgress: () => unknown }, 'ffUpdateProgress');
+  const full = jest.spyOn(redis as unknown as { ffUpdateExecution: () => unknown }, 'ffUpdateExecution');
+  try {
+    await finish(jobId, device(0), 'in_progress', {
+      phase: 'downloading',
+      installSentAt: new Date(T0).toISOString(),
+      installAccepted: true,
+    });
+    const rec = (await jobs.execution(jobId, device(0)))!;
+    const seqBefore = Number(await redis.hget(keys.job(jobId), 'seq'));
+    short.mockClear();
+    full.mockClear();
+    const at = new Date(T0 + 5000).toISOString();
+    const progress = await jobs.update({ ...rec, progress: 35, seq: rec.seq + 1, updatedAt: at }, null);
+    expect(progress).toMatchObject({ ok: true, job: null, event: null, device: null });
+    expect(short).toHaveBeenCalledTimes(1);
+    expect(full).not.toHaveBeenCalled();
+    // What the full script would have written for it: the record, the job's seq and updatedAt.
+    expect((await jobs.execution(jobId, device(0)))!.progress).toBe(35);
+    expect(Number(await redis.hget(keys.job(jobId), 'seq'))).toBe(seqBefore + 1);
+    expect(await redis.hget(keys.job(jobId), 'updatedAt')).toBe(at);
+    // Its refusals are the full script's.
+    expect(await jobs.update({ ...rec, progress: 36, seq: rec.seq + 1 }, null)).toEqual({
+      ok: false,
+      reason: 'stale',
+    });
+    expect(await jobs.update({ ...rec, deviceId: device(9), progress: 36, seq: rec.seq + 9 }, null)).toEqual({
+      ok: false,
+      reason: 'missing',
+    });
+    expect(full).not.toHaveBeenCalled();
+
+    // A state change with no line (a retry back to queued) falls through to the full script: counts move, the summary comes back.
+    const queued = await jobs.update(
+      { ...rec, state: 'queued', phase: null, installSentAt: null, installAccepted: false, seq: rec.seq + 2 },
+      null,
+    );
+    expect(full).toHaveBeenCalledTimes(1);
+    expect(queued.ok && queued.job?.counts).toMatchObject({ queued: 2, in_progress: 0 });
+
+    // On an aborted job, a write before the point of no return is refused as the full script refuses it.
+    const other = (await jobs.execution(jobId, device(1)))!;
+    await finish(jobId, device(1), 'in_progress', { phase: 'preflight' });
+    expect(await jobs.markAborted(jobId, 'test abort', new Date(T0).toISOString())).toBe(true);
+    full.mockClear();
+    expect(
+      await jobs.update(
+        { ...other, state: 'in_progress', phase: 'preflight', progress: 5, seq: other.seq + 2 },
+        null,
+      ),
+    ).toEqual({
+      ok: false,
+      reason: 'aborted',
+      abortReason: 'test abort',
+    });
+    expect(full).not.toHaveBeenCalled();
+    // Ended: nothing more is written through either.
+    await finish(jobId, device(1), 'canceled', { finishedAt: new Date(T0).toISOString() });
+    const ended = (await jobs.execution(jobId, device(1)))!;
+    expect(await jobs.update({ ...ended, progress: 9, seq: ended.seq + 1 }, null)).toEqual({
+      ok: false,
+      reason: 'terminal',
+    });
+  } finally {
+    short.mockRestore();
+    full.mockRestore();
+  }
 });
 
 test('perMinute: at most N in the window (a minute and the guard) and ceil(N/60) per second, on the caller clock', async () => {
