@@ -145,7 +145,7 @@ return out
 /**
  * The short form of UPDATE_EXECUTION for a write that keeps the execution's state and has no log
  * line (a progress report: about half of all writes). For such a write UPDATE_EXECUTION does only
- * this (no count, lock, slot, device or waiter changes; no job summary back), from 4 arguments
+ * this (no count, lock, slot, device or waiter changes; no job summary back), from 5 arguments
  * instead of 17 and 2 keys instead of 10. A write whose state differs from the stored one is refused
  * with {0, 'changed'}, for UPDATE_EXECUTION to do.
  * KEYS: job hash, executions hash. ARGV: deviceId, record JSON, record seq, record state, now ISO.
