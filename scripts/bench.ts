@@ -10,10 +10,13 @@
  */
 // First: before anything loads mqtt-packet (see quiet-debug.ts).
 import '../src/quiet-debug.js';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { parseBenchArgs, USAGE, UsageError, type BenchArgs, type BrokerMode } from './lib/bench-args.js';
 import { brokerCeiling, bullmqCeiling } from './lib/bench-ceilings.js';
-import { startCluster } from './lib/bench-cluster.js';
+import { startCluster, type Cluster } from './lib/bench-cluster.js';
 import { FIGURES, ratios, STATUS_P99_TARGET_MS, summarize, summaryLines, targets, type FigureName, type RunFigures, type Summary } from './lib/bench-figures.js';
+import { allocatedBytes, sampleAllocations } from './lib/bench-inspector.js';
 import { imageVersion, launchRate, statusLatency, throughput, uploadImage } from './lib/bench-phases.js';
 import { machineInfo, settle } from './lib/bench-proc.js';
 import { round, spread } from './lib/bench-stats.js';
@@ -29,6 +32,31 @@ const log = (line: string) => console.log(line);
 async function quiet(c: { servicePids: number[]; brokerPid: number | null }): Promise<void> {
   const s = await settle(c.brokerPid ? [...c.servicePids, c.brokerPid] : c.servicePids);
   log(`  settled in ${(s.waitedMs / 1000).toFixed(1)} s (${s.settled ? '' : 'still '}${Math.round(s.corePct)} % of a core)`);
+}
+
+/**
+ * With `--alloc-profile DIR`: samples what each service process allocates while `measure` runs (the
+ * measured job), writes `DIR/<label>-<process>.heapprofile` (DevTools: Memory, load profile) and says
+ * how many KB each process allocated per execution. Without it, just `measure`.
+ */
+async function withAllocationProfiles<T extends { executions: number }>(
+  c: Cluster,
+  dir: string | null,
+  label: string,
+  measure: () => Promise<T>,
+): Promise<{ result: T; allocated: string | null }> {
+  if (!dir) return { result: await measure(), allocated: null };
+  await mkdir(dir, { recursive: true });
+  const sampling = await Promise.all(c.inspectors.map(async (i) => ({ ...i, sampler: await sampleAllocations(i.port) })));
+  const result = await measure();
+  const parts: string[] = [];
+  for (const { name, sampler } of sampling) {
+    const profile = await sampler.stop();
+    const file = path.join(dir, `${label}-${name}.heapprofile`);
+    await writeFile(file, JSON.stringify(profile));
+    parts.push(`${name} ${(allocatedBytes(profile.head) / 1024 / result.executions).toFixed(0)} KB`);
+  }
+  return { result, allocated: `allocated per execution (sampled): ${parts.join(', ')}; profiles in ${path.resolve(dir)}` };
 }
 
 async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<RunFigures> {
@@ -48,7 +76,10 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
     log(`  warm-up: ${warm.executions} executions in ${Math.round(warm.wallMs)} ms (not counted)`);
     await quiet(c);
 
-    const t = await throughput(c, watcher, c.targets, await image(), Math.min(c.targets.length, concurrency));
+    const measured = await image();
+    const { result: t, allocated } = await withAllocationProfiles(c, args.allocProfileDir, `${mode}-run${run}`, () =>
+      throughput(c, watcher!, c.targets, measured, Math.min(c.targets.length, concurrency)),
+    );
     log(
       `  throughput: ${t.executions} executions, ${JSON.stringify(t.states)}, wall ${Math.round(t.wallMs)} ms, ` +
         `${Math.round(t.execPerSec)}/s sustained (${Math.round(t.execPerSecOverall)}/s overall), peak ${t.peakInflight} in flight; ` +
@@ -56,6 +87,7 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
         `redis ${t.redisCpuMsPerExec.toFixed(2)} ms, simulator ${t.simCpuMsPerExec.toFixed(2)} ms; POST ${Math.round(t.launchMs)} ms; ` +
         `per execution: ${t.redisCallsPerExec.toFixed(1)} Redis commands (${t.redisTop}), ${t.deliveriesPerExec.toFixed(1)} MQTT messages at sites and browser`,
     );
+    if (allocated) log(`  ${allocated}`);
     log(`  timeline: ${t.timeline}`);
     log(`  log lines per execution: ${t.logKinds}`);
     await quiet(c);

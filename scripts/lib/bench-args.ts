@@ -37,6 +37,8 @@ export interface BenchArgs {
   logLevel: string;
   /** Write V8 CPU profiles of the service processes and the simulator (`--cpu-prof`) into this directory. */
   profileDir: string | null;
+  /** Write sampling allocation profiles of the service processes over the measured throughput phase into this directory. */
+  allocProfileDir: string | null;
   /** More Node flags for the service process, e.g. `--heapsnapshot-signal=SIGUSR2`. */
   serviceNodeArgs: string[];
   quick: boolean;
@@ -58,6 +60,8 @@ export const USAGE = `npm run bench -- [options]
   --start-window N          WORKER_START_WINDOW of the service, 0 for none (default: the service's own)
   --log-level L             LOG_LEVEL of the service (default warn)
   --profile DIR             write CPU profiles of the service processes and the simulator (node --cpu-prof) to DIR
+  --alloc-profile DIR       write what each service process allocates during the measured job (sampling heap
+                            profiles, collected objects included; open in DevTools) to DIR, and print KB per execution
   --node-args "FLAGS"       more Node flags for the service process (e.g. --heapsnapshot-signal=SIGUSR2)
   --quick                   smoke run: 200 sites, 1 run, embedded broker, short tests (< 60 s)
   --help`;
@@ -84,6 +88,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     startWindow: null,
     logLevel: 'warn',
     profileDir: null,
+    allocProfileDir: null,
     serviceNodeArgs: [],
     quick,
   };
@@ -145,6 +150,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
         break;
       case '--profile':
         a.profileDir = value;
+        break;
+      case '--alloc-profile':
+        a.allocProfileDir = value;
         break;
       case '--node-args':
         a.serviceNodeArgs = value.split(/\s+/).filter(Boolean);

@@ -59,6 +59,8 @@ export interface Cluster {
   rssWithFleet: RssSample;
   /** The service's RSS right after a full garbage collection (through its inspector). */
   liveRss(): Promise<number>;
+  /** Each service process's name (front, worker, service) and inspector port. */
+  inspectors: { name: string; port: number }[];
   /** Job ids created in this cluster, for the retained clean-up on Mosquitto. */
   jobIds: string[];
   workDir: string;
@@ -125,7 +127,7 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
     // worker process pointed at the broker, as docker-compose.yml deploys it.
     const front = mode === 'embedded' ? 'api,broker' : 'api';
     const roles = args.topology === 'single' ? [`${front},worker`] : [front, 'worker'];
-    const services: { proc: ManagedProcess; inspectPort: number; log: string }[] = [];
+    const services: { name: string; proc: ManagedProcess; inspectPort: number; log: string }[] = [];
     let stopping = false;
     let failure: string | null = null;
     closers.push(async () => {
@@ -152,7 +154,7 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
       }
       const logFile = path.join(workDir, `${name}.log`);
       const proc = serviceProcess(name, env, logFile, nodeArgs, ready);
-      services.push({ proc, inspectPort, log: logFile });
+      services.push({ name, proc, inspectPort, log: logFile });
       await proc.start(60_000);
       proc.child?.once('exit', (code, signal) => {
         if (stopping) return;
@@ -223,6 +225,7 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
       rssBeforeFleet,
       rssWithFleet,
       liveRss,
+      inspectors: services.map((sv) => ({ name: sv.name, port: sv.inspectPort })),
       jobIds,
       workDir,
       serviceLogTail: async (chars = 4000) => {
