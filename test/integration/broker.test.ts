@@ -7,6 +7,7 @@
  */
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
+import mqttPacket from 'mqtt-packet';
 import { WebSocket } from 'ws';
 import type { Principal } from '../../broker/acl.js';
 import type { MqttClient } from '../../src/mqtt/connect.js';
@@ -261,6 +262,54 @@ describe('embedded broker', () => {
       expect(browser.connected).toBe(false);
       expect(h.broker.clientsByKind().browser).toBe(before);
       expect(h.logged('browser token expired; closing connection', 30)).toHaveLength(1);
+    });
+
+    it('sends the packets of a burst in fewer WebSocket messages, every one intact and in order', async () => {
+      const ws = new WebSocket(h.url('ws'), 'mqtt');
+      await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+      const parser = mqttPacket.parser();
+      const packets: mqttPacket.Packet[] = [];
+      parser.on('packet', (packet) => packets.push(packet));
+      let messages = 0;
+      ws.on('message', (data: Buffer) => {
+        messages++;
+        parser.parse(data);
+      });
+      const nextPacket = async (cmd: string): Promise<mqttPacket.Packet> => {
+        for (;;) {
+          const packet = packets.find((p) => p.cmd === cmd);
+          if (packet) return packet;
+          await new Promise((resolve) => ws.once('message', resolve));
+        }
+      };
+      const send = (packet: mqttPacket.Packet) => ws.send(mqttPacket.generate(packet));
+      send({
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion: 4,
+        clean: true,
+        keepalive: 60,
+        clientId: 'web-alice-3',
+        username: 'viewer',
+        password: Buffer.from('token-1'),
+      });
+      expect(await nextPacket('connack')).toMatchObject({ returnCode: 0 });
+      send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `fleetflash/jobs/${JOB}/events`, qos: 0 }] });
+      expect(await nextPacket('suback')).toMatchObject({ granted: [0] });
+      packets.length = 0;
+      messages = 0;
+
+      // 200 records in one service write: aedes delivers them to the browser within an iteration or two.
+      const service = await h.connect('tcp', 'svc', 'svc-burst');
+      const sent = Array.from({ length: 200 }, (_, i) => `{"seq":${i}}`);
+      for (const payload of sent) service.publish(`fleetflash/jobs/${JOB}/events`, payload);
+      while (packets.length < sent.length) await new Promise((resolve) => ws.once('message', resolve));
+
+      expect(packets.map((p) => (p.cmd === 'publish' ? p.payload.toString() : p.cmd))).toEqual(sent);
+      // One message per packet before: ws' stream sent each write as its own message.
+      expect(messages).toBeLessThanOrEqual(sent.length / 4);
+      ws.terminate();
+      await service.endAsync();
     });
 
     it('leaves upgrades on other paths to other listeners', async () => {
