@@ -7,8 +7,7 @@
  * records answered by one Redis reply. Those small writes were the broker's largest CPU cost in the
  * benchmark. Here the first write of an iteration corks the socket and a `setImmediate` uncorks it:
  * everything written until then leaves as one `writev`. The delay is the rest of the current
- * iteration (microseconds when idle; under load, a write from an Immediate leaves when the next
- * iteration starts, see {@link releaseTimer}); TCP_NODELAY stays on, so nothing waits for Nagle. Used on the
+ * iteration (microseconds when idle); TCP_NODELAY stays on, so nothing waits for Nagle. Used on the
  * broker's client streams, the service's MQTT socket and the stores' Redis socket.
  */
 import type { Writable } from 'node:stream';
@@ -21,43 +20,11 @@ let held: IterationCork[] = [];
 let scheduled = false;
 
 function releaseHeld(): void {
-  if (!scheduled) return;
   scheduled = false;
   const batch = held;
   // A release may write to another stream synchronously: that hold goes into a new batch.
   held = [];
   for (const cork of batch) cork.flush();
-  armReleaseTimer();
-}
-
-/**
- * The release's second trigger, for what is held in the check phase. aedes writes every delivery
- * from a `setImmediate`, and an Immediate queued while Immediates run waits for the next iteration's
- * check phase: behind a whole poll phase, the part of a loaded iteration in which every socket's reads
- * are handled. A 0 ms timer runs when the next iteration starts, before that poll phase, if it is due
- * by then: one millisecond after it was armed. So it is armed at each release, for the holds of the
- * round after, which under load come a poll phase (milliseconds) later; an idle loop runs the
- * Immediate first, as before. Whichever comes first releases, the other finds nothing held. The timer
- * is not re-armed when it finds nothing held, so an idle process does not wake for it.
- */
-const releaseTimer = setTimeout(onReleaseTimer, 0);
-releaseTimer.unref();
-let timerArmed = true;
-
-function armReleaseTimer(): void {
-  timerArmed = true;
-  releaseTimer.refresh();
-}
-
-function onReleaseTimer(): void {
-  timerArmed = false;
-  releaseHeld();
-}
-
-function scheduleRelease(): void {
-  scheduled = true;
-  setImmediate(releaseHeld);
-  if (!timerArmed) armReleaseTimer();
 }
 
 /** Holds a stream corked until the end of the current event-loop iteration. */
@@ -72,7 +39,10 @@ export class IterationCork {
     this.#held = true;
     this.stream.cork();
     held.push(this);
-    if (!scheduled) scheduleRelease();
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(releaseHeld);
+    }
   }
 
   /**
