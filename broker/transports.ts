@@ -22,10 +22,10 @@ export const WS_MAX_MESSAGE_BYTES = 256 * 1024;
  * `ws` as the byte stream aedes reads and writes, where packets written while a WebSocket message is
  * on its way leave together as the next message. ws' stream sends one message per write and writes
  * the next only once the previous one is on the socket: aedes' packets to a browser were a message
- * and a socket write each, even when {@link PacketSizeGuard}'s cork released a whole event-loop
- * iteration's packets at once (2.6 % of the api,broker process's CPU in the 10,000-site bench went
- * to those writes). Browsers cannot tell: MQTT over WebSocket lets a message hold several packets
- * and requires receivers to parse across message boundaries ([MQTT-6.0.0-2]).
+ * and a socket write each, even when the packet-size guard's cork (packet-size-guard.ts) released a
+ * whole event-loop iteration's packets at once (2.6 % of the api,broker process's profile samples in
+ * the 10,000-site bench were those writes). Browsers cannot tell: MQTT over WebSocket lets a message
+ * hold several packets and requires receivers to parse across message boundaries ([MQTT-6.0.0-2]).
  */
 export function mqttWebSocketStream(ws: WebSocket): Duplex {
   const stream = createWebSocketStream(ws);

@@ -299,7 +299,7 @@ describe('embedded broker', () => {
       packets.length = 0;
       messages = 0;
 
-      // 200 records in one service write: aedes delivers them to the browser within an iteration or two.
+      // 200 records published in one burst: aedes delivers them to the browser within an iteration or two.
       const service = await h.connect('tcp', 'svc', 'svc-burst');
       const sent = Array.from({ length: 200 }, (_, i) => `{"seq":${i}}`);
       for (const payload of sent) service.publish(`fleetflash/jobs/${JOB}/events`, payload);
