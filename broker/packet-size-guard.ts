@@ -117,22 +117,15 @@ export class PacketSizeGuard extends Duplex {
     this.#inner.resume();
   }
 
+  /**
+   * Into `inner`, held corked until the end of the iteration: mqtt-packet writes a packet field by
+   * field (header, length, topic, payload), and what an iteration wrote leaves as one write on
+   * `inner` (a socket's `writev`; on WebSocket one message, see mqttWebSocketStream in transports.ts),
+   * not a syscall or a WebSocket frame per field.
+   */
   override _write(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.#cork.hold();
     if (this.#inner.write(chunk, encoding)) callback();
-    else this.#inner.once('drain', () => callback());
-  }
-
-  /**
-   * What was written while corked, as one write. mqtt-packet writes a packet field by field (header,
-   * length, topic, payload) between cork() and uncork(); without this each field became its own
-   * write on `inner`: a syscall per field on TCP, a WebSocket frame per field on WS. In the
-   * benchmark those small writes were the broker's largest CPU cost.
-   */
-  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    const data = chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk));
-    this.#cork.hold();
-    if (this.#inner.write(data)) callback();
     else this.#inner.once('drain', () => callback());
   }
 
