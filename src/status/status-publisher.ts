@@ -4,10 +4,24 @@
  * publish per `summaryIntervalMs`) because at fleet scale it changes thousands of times per second.
  * Every summary carries its seq, so a reader keeps the newest one it sees; within one process a
  * record is never published after a newer one of the same topic.
+ *
+ * QoS: an execution record that is not terminal is the live view of an update, replaced by the next
+ * one within seconds (a 5 % step or the next phase) and always, in the end, by the terminal record. It
+ * goes at QoS 0: no PUBACK for the broker to write and the worker to read, no packet held until then,
+ * routed as soon as the broker parses it. Everything else goes at QoS 1 and is what {@link flush} and
+ * {@link acknowledged} wait for: terminal records (a worker completes an execution's queue job only
+ * once its end is acknowledged), log lines (the portal repairs a gap only when a later line shows
+ * it), job summaries, fleet device records, clears. The last record of an execution is the QoS 1
+ * one, so a QoS 0 record is never routed after a newer one of its topic (a QoS 1 publish is routed
+ * once its PUBACK is written, later than a QoS 0 one read with it). What QoS 0 gives up: the records
+ * in the socket when the worker's connection to the broker breaks are lost, and the view shows the
+ * one before until the execution's next record (a broker that restarts gets every record back from
+ * the retained restorer).
  */
 import type { Logger } from 'pino';
 import {
   fleetDeviceTopic,
+  isTerminalExecutionState,
   jobDeviceTopic,
   jobEventsTopic,
   jobStatusTopic,
@@ -24,7 +38,7 @@ const MAX_TRACKED_TOPICS = 500_000;
 /** Which browser-side topic a publish went to (for latency metrics). */
 export type StatusTopicKind = 'job' | 'execution' | 'event' | 'device';
 
-/** Told how long the broker took to acknowledge each status publish (QoS 1 PUBACK, or routing when published in-process). */
+/** Told how long the broker took to acknowledge each QoS 1 status publish (PUBACK, or routing when published in-process). */
 export type PublishLatencyObserver = (kind: StatusTopicKind, seconds: number) => void;
 
 export class StatusPublisher {
@@ -69,7 +83,7 @@ export class StatusPublisher {
   execution(record: ExecutionRecord, json?: string): void {
     const topic = jobDeviceTopic(record.jobId, record.deviceId);
     if (!this.fresh(topic, record.seq)) return;
-    this.send(topic, json ?? JSON.stringify(record), true, 'execution');
+    this.send(topic, json ?? JSON.stringify(record), true, 'execution', isTerminalExecutionState(record.state) ? 1 : 0);
   }
 
   event(event: JobEvent): void {
@@ -86,7 +100,7 @@ export class StatusPublisher {
    */
   clear(topic: string, kind: StatusTopicKind): void {
     this.published.delete(topic);
-    this.send(topic, '', true, kind);
+    this.send(topic, '', true, kind, 1);
   }
 
   /**
@@ -98,7 +112,7 @@ export class StatusPublisher {
     this.published.clear();
   }
 
-  /** Publishes what is queued and waits until the broker has acknowledged everything sent so far. */
+  /** Publishes what is queued and waits until the broker has acknowledged every QoS 1 publish sent so far. */
   async flush(): Promise<void> {
     this.flushJobs();
     await this.acknowledged();
@@ -115,10 +129,12 @@ export class StatusPublisher {
   }
 
   /**
-   * Waits until every publish sent so far has been acknowledged by the broker (QoS 1 PUBACK, or
-   * routed when in-process) or has failed; job summaries still queued for their interval are not
-   * waited for. True when none of those sent since `since` (a {@link mark}) failed; false when one
-   * did, or when `signal` aborts the wait first.
+   * Waits until every QoS 1 publish sent so far has been acknowledged by the broker (PUBACK, or
+   * routed when in-process) or has failed. Live records (QoS 0) are not waited for: the broker has
+   * routed one before it acknowledges anything published after it on the same connection. Job
+   * summaries still queued for their interval are not waited for either. True when none of those
+   * sent since `since` (a {@link mark}) failed; false when one did, or when `signal` aborts the wait
+   * first.
    */
   acknowledged(since = 0, signal?: AbortSignal): Promise<boolean> {
     if (this.inflight.size === 0) return Promise.resolve(this.lastFailedId < since);
@@ -153,12 +169,26 @@ export class StatusPublisher {
   }
 
   private publish(topic: string, body: unknown, retain: boolean, kind: StatusTopicKind): void {
-    this.send(topic, JSON.stringify(body), retain, kind);
+    this.send(topic, JSON.stringify(body), retain, kind, 1);
   }
 
   // A callback, not publishAsync: ~20 publishes per execution, and the promise chain per publish
   // (then, catch, finally) was garbage the worker's GC paid for.
-  private send(topic: string, payload: string, retain: boolean, kind: StatusTopicKind): void {
+  private send(topic: string, payload: string, retain: boolean, kind: StatusTopicKind, qos: 0 | 1): void {
+    const sink = retain ? this.retainedSink : this.sink;
+    if (qos === 0) {
+      // Not waited for by flush() or acknowledged(): nothing acknowledges it, and mqtt.js never calls
+      // back a QoS 0 publish made on a client that has been ended. Its callback reports a failure only.
+      const failed = (err?: Error) => {
+        if (err) this.logger.warn({ err, topic }, 'status publish failed');
+      };
+      try {
+        sink.publish(topic, payload, { qos, retain }, failed);
+      } catch (err) {
+        failed(err as Error);
+      }
+      return;
+    }
     const started = this.onAcked ? process.hrtime.bigint() : 0n;
     const id = this.nextId++;
     this.inflight.add(id);
@@ -173,7 +203,7 @@ export class StatusPublisher {
       }
     };
     try {
-      (retain ? this.retainedSink : this.sink).publish(topic, payload, { qos: 1, retain }, done);
+      sink.publish(topic, payload, { qos, retain }, done);
     } catch (err) {
       // mqtt.js throws instead of calling back when the client has been ended.
       done(err as Error);

@@ -22,11 +22,11 @@
 import type { Aedes, PublishPacket } from 'aedes';
 
 export interface StatusSink {
-  /** Publishes; `callback` runs once the broker has taken the message (or failed to). */
+  /** Publishes; `callback` runs once the broker has taken the message (QoS 1), or it was written (QoS 0), or failed. */
   publish(
     topic: string,
     payload: string,
-    options: { qos: 1; retain: boolean },
+    options: { qos: 0 | 1; retain: boolean },
     callback: (err?: Error) => void,
   ): unknown;
 }

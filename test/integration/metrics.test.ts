@@ -85,9 +85,13 @@ test('/metrics moves while a job runs: executions, phases, queue, MQTT, status l
   }
   expect(metric(after, 'fleetflash_execution_phase_duration_seconds_sum', { phase: 'installing' })).toBeGreaterThan(3 * 1.5);
   expect(metric(after, 'fleetflash_execution_duration_seconds_count', { state: 'succeeded' })).toBe(3);
-  // Status publishes were acknowledged and timed; the broker counted messages both ways.
-  expect(metric(after, 'fleetflash_status_publish_seconds_count', { topic: 'execution' })).toBeGreaterThan(
-    metric(before, 'fleetflash_status_publish_seconds_count', { topic: 'execution' }) + 3 * 5,
+  // Status publishes at QoS 1 were acknowledged and timed: every log line, and each execution's
+  // terminal record (its live records go at QoS 0); the broker counted messages both ways.
+  expect(metric(after, 'fleetflash_status_publish_seconds_count', { topic: 'event' })).toBeGreaterThan(
+    metric(before, 'fleetflash_status_publish_seconds_count', { topic: 'event' }) + 3 * 5,
+  );
+  expect(metric(after, 'fleetflash_status_publish_seconds_count', { topic: 'execution' })).toBe(
+    metric(before, 'fleetflash_status_publish_seconds_count', { topic: 'execution' }) + 3,
   );
   for (const direction of ['in', 'out']) {
     expect(metric(after, 'fleetflash_mqtt_messages_total', { direction })).toBeGreaterThan(metric(before, 'fleetflash_mqtt_messages_total', { direction }));

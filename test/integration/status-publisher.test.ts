@@ -1,9 +1,10 @@
 /**
  * StatusPublisher against the real embedded broker, through a service MQTT client only and with
- * retained records published in-process as the broker itself: flush() resolves once every publish
- * made before it is acknowledged (what shutdown and the retained restorer rely on), a stale record is
- * never sent after a newer one, a subscriber gets every record and log line in order, and a failed
- * publish is logged without holding flush() up. acknowledged() (what a worker waits for before it
+ * retained records published in-process as the broker itself: flush() resolves once every QoS 1
+ * publish made before it is acknowledged (what shutdown and the retained restorer rely on), a stale
+ * record is never sent after a newer one, live records go at QoS 0 and terminal ones at QoS 1, a
+ * subscriber gets every record and log line in order, and a failed publish is logged without holding
+ * flush() up (nor does a live record that mqtt.js never calls back). acknowledged() (what a worker waits for before it
  * completes an ended execution's queue job) tells whether everything since a mark went through.
  */
 import { pino } from 'pino';
@@ -15,12 +16,13 @@ import { BrokerHarness, type LogLine } from '../helpers/broker-harness.js';
 
 const T0 = '2026-12-05T00:00:00.000Z';
 
-function record(seq: number, progress: number): ExecutionRecord {
+/** An execution record; in progress unless `state` says otherwise (a terminal one goes at QoS 1, the others at 0). */
+function record(seq: number, progress: number, state: ExecutionRecord['state'] = 'in_progress'): ExecutionRecord {
   return {
     executionId: 'jabc12345.c0619ab1d2e3.solarcharger.258',
     jobId: 'jabc12345',
     deviceId: 'c0619ab1d2e3.solarcharger.258',
-    state: 'in_progress',
+    state,
     phase: 'downloading',
     progress,
     fromVersion: 'v1.57',
@@ -93,11 +95,13 @@ describe.each([
 ] as const)('through %s', (_name, retainedSink) => {
   test('flush() resolves only when every publish made before it is acknowledged', async () => {
     const publisher = new StatusPublisher(client, logger, 100, (kind) => acked.push(kind), retainedSink());
-    for (let i = 1; i <= 50; i++) publisher.execution(record(i, i));
+    for (let i = 1; i < 50; i++) publisher.execution(record(i, i));
+    publisher.execution(record(50, 100, 'succeeded'));
     for (let i = 1; i <= 20; i++) publisher.event(event(i));
     expect(acked).toHaveLength(0);
     await publisher.flush();
-    expect(acked.filter((k) => k === 'execution')).toHaveLength(50);
+    // Only QoS 1 publishes are acknowledged: the terminal record, not the 49 live ones before it.
+    expect(acked.filter((k) => k === 'execution')).toHaveLength(1);
     expect(acked.filter((k) => k === 'event')).toHaveLength(20);
     expect((await retained(jobDeviceTopic('jabc12345', 'c0619ab1d2e3.solarcharger.258'))).seq).toBe(50);
     // Nothing in flight: at once.
@@ -107,11 +111,12 @@ describe.each([
   test('acknowledged() resolves once every publish sent before it is acknowledged: true, none failed', async () => {
     const publisher = new StatusPublisher(client, logger, 100, (kind) => acked.push(kind), retainedSink());
     const since = publisher.mark();
-    for (let i = 1; i <= 30; i++) publisher.execution(record(i, i));
+    for (let i = 1; i < 30; i++) publisher.execution(record(i, i));
+    publisher.execution(record(30, 100, 'failed'));
     publisher.event(event(1));
     expect(acked).toHaveLength(0);
     expect(await publisher.acknowledged(since)).toBe(true);
-    expect(acked.filter((k) => k === 'execution')).toHaveLength(30);
+    expect(acked.filter((k) => k === 'execution')).toHaveLength(1);
     expect(acked.filter((k) => k === 'event')).toHaveLength(1);
   });
 
@@ -128,9 +133,9 @@ describe.each([
 
   test('a record older than one already published is not sent', async () => {
     const publisher = new StatusPublisher(client, logger, 100, (kind) => acked.push(kind), retainedSink());
-    publisher.execution(record(100, 60));
+    publisher.execution(record(100, 60, 'succeeded'));
     publisher.execution(record(99, 55));
-    publisher.execution(record(100, 60));
+    publisher.execution(record(100, 60, 'succeeded'));
     await publisher.flush();
     expect(acked).toEqual(['execution']);
     expect((await retained(jobDeviceTopic('jabc12345', 'c0619ab1d2e3.solarcharger.258'))).seq).toBe(100);
@@ -139,13 +144,41 @@ describe.each([
   test('a record serialized already (as the job store stored it) goes out as those bytes', async () => {
     const publisher = new StatusPublisher(client, logger, 100, undefined, retainedSink());
     const deviceId = 'c0619ab1d2e3.solarcharger.260';
-    const rec = { ...record(7, 70), deviceId };
+    const rec = { ...record(7, 70, 'succeeded'), deviceId };
     // Key order differs from JSON.stringify(rec): what arrives is the given text, not a new serialization.
     const { seq, ...rest } = rec;
     const stored = JSON.stringify({ seq, ...rest });
     publisher.execution(rec, stored);
     await publisher.flush();
     expect(await retainedText(jobDeviceTopic('jabc12345', deviceId))).toBe(stored);
+  });
+
+  test('a live record goes at QoS 0, the terminal one at QoS 1, and no subscriber sees them reversed', async () => {
+    const watcher = await broker.connect('tcp', 'svc', `qos-${Math.random().toString(16).slice(2)}`);
+    const jobId = `jqos${Math.random().toString(36).slice(2, 8)}`;
+    await watcher.subscribeAsync(`fleetflash/jobs/${jobId}/devices/#`, { qos: 1 });
+    const got: { seq: number; qos: number }[] = [];
+    const terminal = new Promise<void>((resolve) =>
+      watcher.on('message', (_topic, payload, packet) => {
+        const body = JSON.parse(payload.toString()) as ExecutionRecord;
+        got.push({ seq: body.seq, qos: packet.qos });
+        if (body.state === 'succeeded') resolve();
+      }),
+    );
+    const publisher = new StatusPublisher(client, logger, 100, (kind) => acked.push(kind), retainedSink());
+    // In one task, as a worker's last progress report and its terminal save can follow each other.
+    publisher.execution({ ...record(1, 40), jobId });
+    publisher.execution({ ...record(2, 95), jobId, phase: 'installing' });
+    publisher.execution({ ...record(3, 100, 'succeeded'), jobId });
+    await terminal;
+    expect(got).toEqual([
+      { seq: 1, qos: 0 },
+      { seq: 2, qos: 0 },
+      { seq: 3, qos: 1 },
+    ]);
+    await publisher.flush();
+    expect(acked).toEqual(['execution']);
+    await watcher.endAsync();
   });
 
   // aedes drops a delivery whose broker counter is below one the subscriber already got: a record
@@ -199,7 +232,9 @@ test('a publish that fails is logged and does not hold flush() up', async () => 
   await gone.endAsync();
   const publisher = new StatusPublisher(gone, logger, 100, (kind) => acked.push(kind));
   const since = publisher.mark();
+  // A live record (QoS 0) on an ended client is never called back by mqtt.js: flush() must not wait for it.
   publisher.execution(record(1, 0));
+  publisher.execution(record(2, 100, 'succeeded'));
   await publisher.flush();
   expect(acked).toEqual([]);
   expect(logs.filter((l) => l.msg === 'status publish failed')).toHaveLength(1);
