@@ -4,8 +4,9 @@
  * publish made before it is acknowledged (what shutdown and the retained restorer rely on), a stale
  * record is never sent after a newer one, live records go at QoS 0 and terminal ones at QoS 1, a
  * subscriber gets every record and log line in order, and a failed publish is logged without holding
- * flush() up (nor does a live record that mqtt.js never calls back). acknowledged() (what a worker waits for before it
- * completes an ended execution's queue job) tells whether everything since a mark went through.
+ * flush() up (nor does a live record that mqtt.js never calls back). acknowledged() (what a worker
+ * waits for before it completes an ended execution's queue job) tells whether everything since a
+ * mark went through.
  */
 import { pino } from 'pino';
 import type { MqttClient } from 'mqtt';
@@ -93,7 +94,7 @@ describe.each([
     (): StatusSink => embeddedBrokerSink(broker.broker.aedes),
   ],
 ] as const)('through %s', (_name, retainedSink) => {
-  test('flush() resolves only when every publish made before it is acknowledged', async () => {
+  test('flush() resolves only when every QoS 1 publish made before it is acknowledged', async () => {
     const publisher = new StatusPublisher(client, logger, 100, (kind) => acked.push(kind), retainedSink());
     for (let i = 1; i < 50; i++) publisher.execution(record(i, i));
     publisher.execution(record(50, 100, 'succeeded'));
