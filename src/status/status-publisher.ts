@@ -16,7 +16,9 @@
  * once its PUBACK is written, later than a QoS 0 one read with it). What QoS 0 gives up: the records
  * in the socket when the worker's connection to the broker breaks are lost, and the view shows the
  * one before until the execution's next record (a broker that restarts gets every record back from
- * the retained restorer).
+ * the retained restorer). While the connection is known to be down, live records go at QoS 1 too:
+ * mqtt.js would send the QoS 0 ones it queued only after replaying the stored QoS 1 ones, a terminal
+ * record among them.
  */
 import type { Logger } from 'pino';
 import {
@@ -176,9 +178,10 @@ export class StatusPublisher {
   // (then, catch, finally) was garbage the worker's GC paid for.
   private send(topic: string, payload: string, retain: boolean, kind: StatusTopicKind, qos: 0 | 1): void {
     const sink = retain ? this.retainedSink : this.sink;
-    if (qos === 0) {
-      // Not waited for by flush() or acknowledged(): nothing acknowledges it, and mqtt.js never calls
-      // back a QoS 0 publish made on a client that has been ended. Its callback reports a failure only.
+    // Offline, a QoS 0 publish would be queued behind the stored QoS 1 ones (status-sink.ts).
+    if (qos === 0 && sink.connected !== false) {
+      // Not waited for by flush() or acknowledged(): nothing acknowledges it. Its callback reports a
+      // failure only.
       const failed = (err?: Error) => {
         if (err) this.logger.warn({ err, topic }, 'status publish failed');
       };
@@ -189,6 +192,7 @@ export class StatusPublisher {
       }
       return;
     }
+    qos = 1;
     const started = this.onAcked ? process.hrtime.bigint() : 0n;
     const id = this.nextId++;
     this.inflight.add(id);

@@ -22,6 +22,13 @@
 import type { Aedes, PublishPacket } from 'aedes';
 
 export interface StatusSink {
+  /**
+   * False while the sink is known to be disconnected (mqtt.js' `connected`; the in-process broker has
+   * none and is always connected). mqtt.js sends what it queued offline at QoS 0 only after replaying
+   * the QoS 1 publishes it stored, so the status publisher sends live records at QoS 1 then: replayed
+   * in the order they were published, never behind a terminal record.
+   */
+  readonly connected?: boolean;
   /** Publishes; `callback` runs once the broker has taken the message (QoS 1), or it was written (QoS 0), or failed. */
   publish(
     topic: string,
