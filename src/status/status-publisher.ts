@@ -178,7 +178,7 @@ export class StatusPublisher {
   // (then, catch, finally) was garbage the worker's GC paid for.
   private send(topic: string, payload: string, retain: boolean, kind: StatusTopicKind, qos: 0 | 1): void {
     const sink = retain ? this.retainedSink : this.sink;
-    // Offline, a QoS 0 publish would be queued behind the stored QoS 1 ones (status-sink.ts).
+    // Offline, a QoS 0 publish would be queued behind the stored QoS 1 ones (status-sink.ts): QoS 1 then.
     if (qos === 0 && sink.connected !== false) {
       // Not waited for by flush() or acknowledged(): nothing acknowledges it. Its callback reports a
       // failure only.
@@ -192,7 +192,6 @@ export class StatusPublisher {
       }
       return;
     }
-    qos = 1;
     const started = this.onAcked ? process.hrtime.bigint() : 0n;
     const id = this.nextId++;
     this.inflight.add(id);
@@ -207,7 +206,7 @@ export class StatusPublisher {
       }
     };
     try {
-      sink.publish(topic, payload, { qos, retain }, done);
+      sink.publish(topic, payload, { qos: 1, retain }, done);
     } catch (err) {
       // mqtt.js throws instead of calling back when the client has been ended.
       done(err as Error);
