@@ -55,8 +55,11 @@ const BATCH = 200;
 export async function brokerCeiling(c: Cluster, seconds: number): Promise<number> {
   const ns = `ffbench/${c.prefix}/${randomBytes(3).toString('hex')}`;
   const auth = c.mode === 'embedded' ? { username: 'fleetflash-service', password: c.servicePassword } : {};
+  // A broker that goes away mid-measurement fails it (after the loops stop), not the bench process.
+  let lost: Error | null = null;
   const open = async (id: string): Promise<MqttClient> => {
     const client = connectMqtt(c.mqttUrl, { clientId: `ffbench-${id}-${randomBytes(3).toString('hex')}`, reconnectPeriod: 0, ...auth });
+    client.on('error', (err) => (lost ??= err));
     await waitConnected(client);
     return client;
   };
@@ -68,7 +71,7 @@ export async function brokerCeiling(c: Cluster, seconds: number): Promise<number
   let running = true;
   const loops = pubs.map(async (p, i) => {
     const topic = `${ns}/${i}`;
-    while (running) {
+    while (running && p.connected) {
       await new Promise<void>((resolve) => {
         for (let k = 0; k < BATCH - 1; k++) p.publish(topic, PAYLOAD, { qos: 0 });
         p.publish(topic, PAYLOAD, { qos: 0 }, () => resolve());
@@ -85,5 +88,6 @@ export async function brokerCeiling(c: Cluster, seconds: number): Promise<number
   running = false;
   await Promise.all(loops);
   await Promise.all([sub, ...pubs].map((client) => client.endAsync(true)));
+  if (lost) throw new Error(`broker ceiling: a connection failed mid-measurement: ${(lost as Error).message}`);
   return rate;
 }

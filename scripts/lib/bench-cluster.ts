@@ -18,7 +18,7 @@ import type { BenchArgs, BrokerMode } from './bench-args.js';
 import { collectGarbage } from './bench-inspector.js';
 import { mosquittoPid, procSample, procSamples } from './bench-proc.js';
 import { SimProcess } from './bench-sim.js';
-import { freePort, ManagedProcess, ROOT, SERVICE_NODE_FLAGS, volatileRedisServer } from './processes.js';
+import { freePort, ManagedProcess, ROOT, SERVICE_NODE_FLAGS, stoppingOnSignal, volatileRedisServer } from './processes.js';
 
 /** The machine's Mosquitto (anonymous clients allowed there, see /etc/mosquitto/mosquitto.conf). */
 export const MOSQUITTO_URL = 'mqtt://127.0.0.1:1883';
@@ -99,6 +99,11 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
     closers.push(() => redisProc.stop());
     const redisUrl = `redis://127.0.0.1:${redisPort}`;
     const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+    // ioredis prints an error nobody listens for with a stack; the redis-server going away while a
+    // signal stops the run is expected.
+    redis.on('error', (err: Error) => {
+      if (!stoppingOnSignal()) log(`  bench's Redis connection: ${err.message}`);
+    });
     closers.push(async () => void redis.disconnect());
 
     const brokerPid = mode === 'mosquitto' ? await mosquittoPid() : null;
@@ -157,7 +162,7 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
       services.push({ name, proc, inspectPort, log: logFile });
       await proc.start(60_000);
       proc.child?.once('exit', (code, signal) => {
-        if (stopping) return;
+        if (stopping || stoppingOnSignal()) return;
         failure = `the ${name} process exited unexpectedly (code ${code ?? '-'}, signal ${signal ?? '-'}); its log: ${logFile}`;
         log(`  ${failure}`);
       });

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -51,6 +52,48 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
+/** Children started by {@link ManagedProcess} that have not exited yet. */
+const running = new Set<ChildProcess>();
+/** How long a script that was told to stop waits for its children's own shutdown before killing them. */
+const CHILD_STOP_GRACE_MS = 5_000;
+let handlersInstalled = false;
+let signalled = false;
+
+/** True once this script was told to stop by a signal and is stopping its children (their exits are expected). */
+export function stoppingOnSignal(): boolean {
+  return signalled;
+}
+
+/**
+ * A script told to stop (SIGINT, SIGTERM, SIGHUP: Ctrl-C, `kill`, `timeout`) stops its children
+ * first: they are not in the foreground process group then (only Ctrl-C reaches them itself), and a
+ * bench or chaos run killed by `timeout` left its redis-server and service processes running,
+ * busying the cores the next run measures. SIGTERM each, SIGKILL what is still running after
+ * {@link CHILD_STOP_GRACE_MS}, then exit with 128 + the signal's number, as the default action would.
+ */
+function stopChildrenOnSignal(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    // `on`, not `once`: the same signal often arrives twice (from the shell or `timeout` to the whole
+    // process group, and relayed by npm and tsx), and a second one must not end the clean-up.
+    process.on(signal, () => {
+      if (signalled) return;
+      signalled = true;
+      const children = [...running];
+      for (const c of children) c.kill('SIGTERM');
+      const exited = Promise.all(
+        children.map((c) => new Promise<void>((resolve) => (running.has(c) ? c.once('exit', () => resolve()) : resolve()))),
+      );
+      const grace = new Promise<void>((resolve) => setTimeout(resolve, CHILD_STOP_GRACE_MS));
+      void Promise.race([exited, grace]).then(() => {
+        for (const c of running) c.kill('SIGKILL');
+        process.exit(128 + os.constants.signals[signal]);
+      });
+    });
+  }
+}
+
 /** A child process that can be killed and started again with the same command. */
 export class ManagedProcess {
   child: ChildProcess | null = null;
@@ -72,8 +115,15 @@ export class ManagedProcess {
     const child = spawn(this.command, this.args, { cwd: ROOT, env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     this.starts++;
+    stopChildrenOnSignal();
+    running.add(child);
     let exited = false;
-    child.once('exit', () => (exited = true));
+    child.once('exit', () => {
+      exited = true;
+      running.delete(child);
+    });
+    // A command that could not start never exits.
+    child.once('error', () => running.delete(child));
     for (const s of [child.stdout, child.stderr]) {
       if (this.log) s?.pipe(this.log, { end: false });
       else s?.resume();
