@@ -13,6 +13,7 @@ import type { JobStore } from '../store/job-store.js';
 import { releaseQueueId } from '../rollout/queue-ids.js';
 import { driveExecution, type DriverDeps } from '../update/driver.js';
 import { cappedBackoff, EXECUTION_QUEUE, type ExecutionJobData } from './execution-queue.js';
+import { fetchAheadWorker } from './fetch-ahead.js';
 import { LaunchFactsCache } from './launch-facts.js';
 import { noSlot, StartWindow } from './start-window.js';
 
@@ -45,7 +46,7 @@ export interface ExecutionWorker {
  * fetches its jobs one round trip at a time and starts none of them until it holds `concurrency` (or
  * the queue is empty): one Worker of 2,000 started its first execution of a 4,000-device job 2,000
  * sequential round trips (~1.1 s) after the jobs were queued. Several smaller Workers fetch side by
- * side and each starts after its own share.
+ * side, and each starts after a few of its share (fetch-ahead.ts).
  */
 export const QUEUE_WORKER_CONCURRENCY = 250;
 /** BullMQ Workers per process at most: each holds a blocking Redis connection of its own. */
@@ -133,19 +134,21 @@ export function startExecutionWorker(opts: ExecutionWorkerOptions): ExecutionWor
       pastStart();
     }
   };
-  const workers = concurrencyShares(opts.concurrency).map((concurrency) => {
-    const worker = new Worker<ExecutionJobData>(EXECUTION_QUEUE, processor, {
-      // Recorded on each queue job as processedBy: tells operators (and the chaos run) who holds what.
-      name: `${os.hostname()}:${process.pid}`,
-      connection: opts.connection,
-      prefix: opts.prefix,
-      concurrency,
-      lockDuration: opts.lockDurationMs,
-      stalledInterval: opts.stalledIntervalMs,
-      // A worker crash is never the execution's fault: stalled executions are always taken over.
-      maxStalledCount: 1_000_000,
-      settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade) },
-    });
+  const workers = concurrencyShares(opts.concurrency).map((share) => {
+    const worker = fetchAheadWorker(share, processor, (run, concurrency) =>
+      new Worker<ExecutionJobData, string>(EXECUTION_QUEUE, run, {
+        // Recorded on each queue job as processedBy: tells operators (and the chaos run) who holds what.
+        name: `${os.hostname()}:${process.pid}`,
+        connection: opts.connection,
+        prefix: opts.prefix,
+        concurrency,
+        lockDuration: opts.lockDurationMs,
+        stalledInterval: opts.stalledIntervalMs,
+        // A worker crash is never the execution's fault: stalled executions are always taken over.
+        maxStalledCount: 1_000_000,
+        settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade) },
+      }),
+    );
     worker.on('error', (err) => opts.logger.error({ err }, 'execution worker error'));
     worker.on('stalled', (id) => opts.logger.warn({ executionId: id }, 'execution stalled; re-attaching'));
     return worker;
