@@ -2,12 +2,13 @@
  * ParserBytes, given to each client's MQTT parser: it answers every read the parser makes as `bl`
  * does (random appends, consumes and reads against bl's BufferList); mqtt-packet's real parser, fed
  * packets split at every byte, parses exactly what it parsed with its own stream; anything
- * unexpected is left alone.
+ * unexpected is left alone. forgetConnectPacket: the parser keeps no more of the CONNECT than the
+ * protocol version, and parses the rest of the connection as before.
  */
 import { BufferList } from 'bl';
 import fc from 'fast-check';
 import mqttPacket, { type Packet } from 'mqtt-packet';
-import { ParserBytes, useParserBytes } from '../../broker/parser-buffer.js';
+import { forgetConnectPacket, ParserBytes, useParserBytes } from '../../broker/parser-buffer.js';
 import { siteConnect } from '../helpers/site-connect.js';
 
 const packets: Packet[] = [
@@ -74,6 +75,40 @@ describe('useParserBytes', () => {
     const done = client();
     useParserBytes(done);
     expect(useParserBytes(done)).toBe(false);
+  });
+});
+
+describe('forgetConnectPacket', () => {
+  test('after the CONNECT the parser keeps only its protocol version (no password, no will) and parses the rest as before', () => {
+    const connect = mqttPacket.generate(packets[0]);
+    const rest = stream.subarray(connect.length);
+    const expected = parseInPieces(mqttPacket.parser(), 1).slice(1);
+
+    const c = client();
+    useParserBytes(c);
+    const got: unknown[] = [];
+    let forgotten: boolean | null = null;
+    c._parser.on('packet', (p: Packet) => {
+      // Where aedes' preConnect runs: the CONNECT just parsed, the next packets not yet.
+      if (p.cmd === 'connect') forgotten = forgetConnectPacket(c);
+      else got.push({ ...p });
+    });
+    c._parser.parse(connect);
+    expect(forgotten).toBe(true);
+    const settings = (c._parser as unknown as { settings: Record<string, unknown> }).settings;
+    expect(settings).toEqual({ protocolVersion: 4, bridgeMode: undefined });
+    expect(JSON.stringify(settings)).not.toContain('secret');
+    for (let i = 0; i < rest.length; i++) c._parser.parse(rest.subarray(i, i + 1));
+    expect(got).toEqual(expected);
+    expect(got).toHaveLength(packets.length - 1);
+  });
+
+  test('a parser that has parsed no CONNECT, or of another shape, is left as it is', () => {
+    const fresh = client();
+    const before = (fresh._parser as unknown as { settings: unknown }).settings;
+    expect(forgetConnectPacket(fresh)).toBe(false);
+    expect((fresh._parser as unknown as { settings: unknown }).settings).toBe(before);
+    expect(forgetConnectPacket({})).toBe(false);
   });
 });
 
