@@ -2,7 +2,7 @@
  * CPU time and resident memory of other processes, read from /proc (Linux): the service, the
  * private redis-server, Mosquitto. CPU is utime + stime in clock ticks (USER_HZ, 100 on Linux).
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 
 /** USER_HZ: Linux reports /proc times in 1/100 s on every architecture that matters here. */
@@ -35,15 +35,26 @@ export async function procSamples(pids: readonly number[]): Promise<ProcSample> 
   return all.reduce((a, b) => ({ cpuMs: a.cpuMs + b.cpuMs, rss: a.rss + b.rss }), { cpuMs: 0, rss: 0 });
 }
 
-/** The pid of the machine's Mosquitto, or null when it is not running (or not readable). */
-export async function mosquittoPid(): Promise<number | null> {
+/**
+ * The pid of the machine's Mosquitto, or null when it is not running (or not readable): the one its
+ * pid file names, else the process named `mosquitto`. The file can be gone while Mosquitto runs: a
+ * restart by `kill` and `mosquitto -d` raced the old process's removal of the file once, and a
+ * whole two-broker bench failed at its first Mosquitto run.
+ */
+export async function mosquittoPid(pidFile = '/run/mosquitto/mosquitto.pid'): Promise<number | null> {
   try {
-    const pid = Number((await readFile('/run/mosquitto/mosquitto.pid', 'utf8')).trim());
+    const pid = Number((await readFile(pidFile, 'utf8')).trim());
     await readFile(`/proc/${pid}/stat`, 'utf8');
     return pid;
   } catch {
-    return null;
+    // Not there: look for it by name.
   }
+  const pids = (await readdir('/proc')).filter((e) => /^\d+$/.test(e)).map(Number).sort((a, b) => a - b);
+  for (const pid of pids) {
+    const name = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
+    if (name.trim() === 'mosquitto') return pid;
+  }
+  return null;
 }
 
 /** What the summary prints about the machine. */
