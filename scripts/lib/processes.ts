@@ -52,8 +52,8 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
-/** Children started by {@link ManagedProcess} that have not exited yet. */
-const running = new Set<ChildProcess>();
+/** Every {@link ManagedProcess} started in this script (stopping one that has exited does nothing). */
+const started = new Set<ManagedProcess>();
 /** How long a script that was told to stop waits for its children's own shutdown before killing them. */
 const CHILD_STOP_GRACE_MS = 5_000;
 let handlersInstalled = false;
@@ -68,8 +68,9 @@ export function stoppingOnSignal(): boolean {
  * A script told to stop (SIGINT, SIGTERM, SIGHUP: Ctrl-C, `kill`, `timeout`) stops its children
  * first: they are not in the foreground process group then (only Ctrl-C reaches them itself), and a
  * bench or chaos run killed by `timeout` left its redis-server and service processes running,
- * busying the cores the next run measures. SIGTERM each, SIGKILL what is still running after
- * {@link CHILD_STOP_GRACE_MS}, then exit with 128 + the signal's number, as the default action would.
+ * busying the cores the next run measures. Each gets {@link ManagedProcess.kill}: SIGTERM, SIGKILL
+ * after {@link CHILD_STOP_GRACE_MS}; then the script exits with 128 + the signal's number, as the
+ * default action would.
  */
 function stopChildrenOnSignal(): void {
   if (handlersInstalled) return;
@@ -80,16 +81,10 @@ function stopChildrenOnSignal(): void {
     process.on(signal, () => {
       if (signalled) return;
       signalled = true;
-      const children = [...running];
-      for (const c of children) c.kill('SIGTERM');
-      const exited = Promise.all(
-        children.map((c) => new Promise<void>((resolve) => (running.has(c) ? c.once('exit', () => resolve()) : resolve()))),
-      );
-      const grace = new Promise<void>((resolve) => setTimeout(resolve, CHILD_STOP_GRACE_MS));
-      void Promise.race([exited, grace]).then(() => {
-        for (const c of running) c.kill('SIGKILL');
-        process.exit(128 + os.constants.signals[signal]);
-      });
+      const stopped = Promise.all([...started].map((p) => p.kill('SIGTERM', CHILD_STOP_GRACE_MS)));
+      // A command that could not start may never report an exit: the wait is bounded.
+      const bound = new Promise<void>((resolve) => setTimeout(resolve, CHILD_STOP_GRACE_MS + 1_000));
+      void Promise.race([stopped, bound]).then(() => process.exit(128 + os.constants.signals[signal]));
     });
   }
 }
@@ -116,14 +111,9 @@ export class ManagedProcess {
     this.child = child;
     this.starts++;
     stopChildrenOnSignal();
-    running.add(child);
+    started.add(this);
     let exited = false;
-    child.once('exit', () => {
-      exited = true;
-      running.delete(child);
-    });
-    // A command that could not start never exits.
-    child.once('error', () => running.delete(child));
+    child.once('exit', () => (exited = true));
     for (const s of [child.stdout, child.stderr]) {
       if (this.log) s?.pipe(this.log, { end: false });
       else s?.resume();
