@@ -43,7 +43,7 @@ import { ConnectRateLimiter } from './connect-rate-limiter.js';
 import { ExpiryTimers } from './expiry-timers.js';
 import { GuardedAedes, type DeliverFunc } from './guarded-aedes.js';
 import { guardSocket, PacketSizeGuard, type FrameViolation } from './packet-size-guard.js';
-import { forgetConnectPacket, useParserBytes } from './parser-buffer.js';
+import { forgetConnectPacket, ownWillPayload, useParserBytes } from './parser-buffer.js';
 import { indexedMemoryPersistence, retainedMessageCount } from './retained-index.js';
 import { BrokerTransports } from './transports.js';
 
@@ -190,7 +190,10 @@ export async function createBroker(options: BrokerOptions): Promise<EmbeddedBrok
 
   aedes.preConnect = (client, packet, callback) => {
     forgetConnectPacket(client);
-    if (packet.will) wills.set(client, packet.will);
+    if (packet.will) {
+      ownWillPayload(packet.will);
+      wills.set(client, packet.will);
+    }
     callback(null, true);
   };
 

@@ -1,7 +1,8 @@
 /**
  * What each client's MQTT parser keeps: the bytes it reads packets from, a small list made for how
- * the parser reads ({@link useParserBytes}), and no more of the CONNECT packet than it needs
- * ({@link forgetConnectPacket}).
+ * the parser reads ({@link useParserBytes}), no more of the CONNECT packet than it needs
+ * ({@link forgetConnectPacket}), and no view into a socket read in the will kept from it
+ * ({@link ownWillPayload}).
  *
  * mqtt-packet's parser (aedes' `client._parser`) keeps the bytes of packets still arriving in a
  * `bl` BufferListStream, of which it uses only the list methods (append, consume, length,
@@ -163,6 +164,56 @@ export function forgetConnectPacket(client: object): boolean {
   const parser = (client as ClientParser)._parser;
   const settings = parser?.settings;
   if (!parser || !settings || typeof settings.protocolVersion !== 'number') return false;
-  parser.settings = { protocolVersion: settings.protocolVersion, bridgeMode: settings.bridgeMode };
+  parser.settings = sharedParserSettings(settings.protocolVersion, settings.bridgeMode === true);
   return true;
+}
+
+/** One frozen settings object per protocol version and bridge mode: the parser only reads it. */
+const parserSettings = new Map<string, Readonly<ParserSettings>>();
+
+function sharedParserSettings(protocolVersion: number, bridgeMode: boolean): Readonly<ParserSettings> {
+  const key = `${protocolVersion}/${bridgeMode}`;
+  let settings = parserSettings.get(key);
+  if (!settings) parserSettings.set(key, (settings = Object.freeze({ protocolVersion, bridgeMode })));
+  return settings;
+}
+
+/** Will payloads up to this size are shared between connections that send the same bytes. */
+const SHARED_WILL_MAX_BYTES = 64;
+/** Distinct shared will payloads at most: a client inventing wills gets a copy of its own instead. */
+const SHARED_WILL_MAX_ENTRIES = 256;
+/** Shared will payloads by their bytes (latin1: one character per byte, so equal keys are equal bytes). */
+const sharedWillPayloads = new Map<string, Buffer>();
+
+function ownCopy(payload: Buffer): Buffer {
+  const own = Buffer.allocUnsafeSlow(payload.length);
+  payload.copy(own);
+  return own;
+}
+
+/**
+ * Replaces a CONNECT's will payload, a view into the socket read the CONNECT arrived in, with bytes
+ * that pin no read. aedes keeps the will (the client's `will`, and the in-memory persistence's
+ * table of wills, the same object) for the connection's life, and its payload view kept that whole
+ * read alive: the CONNECT with the site's password, plus the ArrayBuffer's own bookkeeping. Every
+ * site sends the same small will (`{"value":null}` on its Serial), so a small payload is shared by
+ * all the connections that send it; nothing in aedes or the service writes into a payload. Call in
+ * aedes' preConnect, before aedes stores the will.
+ */
+export function ownWillPayload(will: { payload: Buffer | string }): void {
+  const payload = will.payload;
+  if (!Buffer.isBuffer(payload)) return;
+  if (payload.length <= SHARED_WILL_MAX_BYTES) {
+    const key = payload.toString('latin1');
+    let shared = sharedWillPayloads.get(key);
+    if (!shared && sharedWillPayloads.size < SHARED_WILL_MAX_ENTRIES) {
+      shared = ownCopy(payload);
+      sharedWillPayloads.set(key, shared);
+    }
+    if (shared) {
+      will.payload = shared;
+      return;
+    }
+  }
+  will.payload = ownCopy(payload);
 }

@@ -3,12 +3,18 @@
  * does (random appends, consumes and reads against bl's BufferList); mqtt-packet's real parser, fed
  * packets split at every byte, parses exactly what it parsed with its own stream; anything
  * unexpected is left alone. forgetConnectPacket: the parser keeps no more of the CONNECT than the
- * protocol version, and parses the rest of the connection as before.
+ * protocol version, and parses the rest of the connection as before. ownWillPayload: a will kept
+ * from a CONNECT holds no view into the read it was parsed from.
  */
 import { BufferList } from 'bl';
 import fc from 'fast-check';
 import mqttPacket, { type Packet } from 'mqtt-packet';
-import { forgetConnectPacket, ParserBytes, useParserBytes } from '../../broker/parser-buffer.js';
+import {
+  forgetConnectPacket,
+  ownWillPayload,
+  ParserBytes,
+  useParserBytes,
+} from '../../broker/parser-buffer.js';
 import { siteConnect } from '../helpers/site-connect.js';
 
 const packets: Packet[] = [
@@ -96,8 +102,13 @@ describe('forgetConnectPacket', () => {
     c._parser.parse(connect);
     expect(forgotten).toBe(true);
     const settings = (c._parser as unknown as { settings: Record<string, unknown> }).settings;
-    expect(settings).toEqual({ protocolVersion: 4, bridgeMode: undefined });
+    expect(settings).toEqual({ protocolVersion: 4, bridgeMode: false });
     expect(JSON.stringify(settings)).not.toContain('secret');
+    // Every connection of the same protocol version shares one settings object.
+    const other = client();
+    other._parser.on('packet', () => forgetConnectPacket(other));
+    other._parser.parse(connect);
+    expect((other._parser as unknown as { settings: unknown }).settings).toBe(settings);
     for (let i = 0; i < rest.length; i++) c._parser.parse(rest.subarray(i, i + 1));
     expect(got).toEqual(expected);
     expect(got).toHaveLength(packets.length - 1);
@@ -109,6 +120,63 @@ describe('forgetConnectPacket', () => {
     expect(forgetConnectPacket(fresh)).toBe(false);
     expect((fresh._parser as unknown as { settings: unknown }).settings).toBe(before);
     expect(forgetConnectPacket({})).toBe(false);
+  });
+});
+
+describe('ownWillPayload', () => {
+  /** The will of a CONNECT parsed from one read, as aedes' preConnect gets it. */
+  function parsedWill(portalId: string, payload: Buffer): { will: { payload: Buffer }; read: Buffer } {
+    const read = mqttPacket.generate({
+      ...siteConnect(portalId, 'secret'),
+      will: { topic: `N/${portalId}/system/0/Serial`, payload, qos: 1, retain: true },
+    });
+    let will: { payload: Buffer } | undefined;
+    const parser = mqttPacket.parser();
+    parser.on('packet', (p: Packet) => {
+      if (p.cmd === 'connect') will = p.will as { payload: Buffer };
+    });
+    parser.parse(read);
+    return { will: will!, read };
+  }
+
+  test('the will keeps its bytes and no longer points into the read it was parsed from', () => {
+    const { will, read } = parsedWill('c0619ab1d2e3', Buffer.from('{"value":null}'));
+    expect(will.payload.buffer).toBe(read.buffer); // what aedes would keep
+    ownWillPayload(will);
+    expect(will.payload.toString()).toBe('{"value":null}');
+    expect(will.payload.buffer).not.toBe(read.buffer);
+    expect(Buffer.isBuffer(will.payload)).toBe(true);
+  });
+
+  test('connections sending the same small will share one payload; a large one gets a copy of its own', () => {
+    const a = parsedWill('c0619ab1d2e3', Buffer.from('{"value":null}')).will;
+    const b = parsedWill('c0619ab1d2e4', Buffer.from('{"value":null}')).will;
+    ownWillPayload(a);
+    ownWillPayload(b);
+    expect(b.payload).toBe(a.payload);
+
+    const big = Buffer.alloc(200, 'x');
+    const { will, read } = parsedWill('c0619ab1d2e5', big);
+    ownWillPayload(will);
+    expect(will.payload.equals(big)).toBe(true);
+    expect(will.payload.buffer).not.toBe(read.buffer);
+    expect(will.payload.buffer.byteLength).toBe(200);
+  });
+
+  test('a client inventing wills does not grow the shared set without bound: past it, each gets its own copy', () => {
+    const wills = Array.from({ length: 300 }, (_, i) =>
+      parsedWill('c0619ab1d2e3', Buffer.from(`invented-${i}`)),
+    );
+    for (const { will } of wills) ownWillPayload(will);
+    for (const [i, { will, read }] of wills.entries()) {
+      expect(will.payload.toString()).toBe(`invented-${i}`);
+      expect(will.payload.buffer).not.toBe(read.buffer);
+    }
+    const again = parsedWill('c0619ab1d2e3', Buffer.from('invented-299')).will;
+    ownWillPayload(again);
+    // The last ones did not fit in the shared set: a copy, not the same buffer.
+    expect(again.payload).not.toBe(wills[299].will.payload);
+    expect(again.payload.equals(wills[299].will.payload)).toBe(true);
   });
 });
 
