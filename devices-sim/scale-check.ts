@@ -4,9 +4,10 @@
  * broker memory per connection.
  *
  *   npx tsx devices-sim/scale-check.ts --sites 10000 [--url mqtt://host:port] [--connect-rate 500]
- *                                      [--hold-sec 10] [--keepalive]
+ *                                      [--hold-sec 10] [--keepalive] [--broker aedes|fleetflash]
  *
- * Without --url it starts a plain Aedes broker in a child process (so the two are measured apart).
+ * Without --url it starts a broker in a child process (so the two are measured apart): plain Aedes,
+ * or with `--broker fleetflash` the service's embedded broker (its ACL, hooks and memory savings).
  * --keepalive then keeps every site alive for the hold period (heartbeats flowing) to show that cost.
  */
 // First: before anything loads mqtt-packet (see quiet-debug.ts).
@@ -22,6 +23,7 @@ interface Args {
   connectRate: number;
   holdSec: number;
   keepalive: boolean;
+  broker: 'aedes' | 'fleetflash';
 }
 
 function parseArgs(argv: string[]): Args {
@@ -35,12 +37,14 @@ function parseArgs(argv: string[]): Args {
     connectRate: Number(get('connect-rate') ?? 500),
     holdSec: Number(get('hold-sec') ?? 10),
     keepalive: argv.includes('--keepalive'),
+    broker: get('broker') === 'fleetflash' ? 'fleetflash' : 'aedes',
   };
 }
 
 interface BrokerStats {
   rss: number;
   heapUsed: number;
+  external: number;
   clients: number;
 }
 
@@ -61,19 +65,20 @@ async function main(): Promise<void> {
   let url = args.url;
   if (!url) {
     const childPath = fileURLToPath(new URL('./scale-broker-child.ts', import.meta.url));
-    child = fork(childPath, [], { execArgv: ['--import', 'tsx'] });
+    child = fork(childPath, [args.broker], { execArgv: ['--import', 'tsx', '--expose-gc'] });
     const port = await new Promise<number>((resolve) =>
       child!.once('message', (m) => resolve((m as { port: number }).port)),
     );
     url = `mqtt://127.0.0.1:${port}`;
   }
+  const brokerName = args.broker === 'fleetflash' ? "fleetflash's broker" : 'plain Aedes';
   const brokerBefore = child ? await ask(child) : null;
   gc();
   const before = process.memoryUsage();
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   console.log(
-    `scale-check: ${args.sites} sites → ${url} at ${args.connectRate}/s${child ? ' (plain Aedes in a child process)' : ''}`,
+    `scale-check: ${args.sites} sites → ${url} at ${args.connectRate}/s${child ? ` (${brokerName} in a child process)` : ''}`,
   );
   const progress = setInterval(
     () =>
@@ -120,7 +125,7 @@ async function main(): Promise<void> {
   ];
   if (brokerBefore && brokerAfter) {
     lines.push(
-      `broker (plain Aedes): rss ${mb(brokerBefore.rss)} → ${mb(brokerAfter.rss)} MB = ${kb((brokerAfter.rss - brokerBefore.rss) / brokerAfter.clients)} KB/connection; ${brokerAfter.clients} clients`,
+      `broker (${brokerName}, after GC): rss ${mb(brokerBefore.rss)} → ${mb(brokerAfter.rss)} MB = ${kb((brokerAfter.rss - brokerBefore.rss) / brokerAfter.clients)} KB/connection; heap + external ${mb(brokerBefore.heapUsed + brokerBefore.external)} → ${mb(brokerAfter.heapUsed + brokerAfter.external)} MB = ${((brokerAfter.heapUsed + brokerAfter.external - brokerBefore.heapUsed - brokerBefore.external) / brokerAfter.clients).toFixed(0)} bytes/connection; ${brokerAfter.clients} clients`,
     );
   }
   console.log(lines.join('\n'));
