@@ -45,6 +45,7 @@ import { GuardedAedes, type DeliverFunc } from './guarded-aedes.js';
 import { guardSocket, PacketSizeGuard, type FrameViolation } from './packet-size-guard.js';
 import { forgetConnectPacket, ownWillPayload, useParserBytes } from './parser-buffer.js';
 import { indexedMemoryPersistence, retainedMessageCount } from './retained-index.js';
+import { useSubscriptionTrie } from './subscription-trie.js';
 import { BrokerTransports } from './transports.js';
 
 /** Default for {@link BrokerOptions.maxPayloadBytes}. */
@@ -139,6 +140,17 @@ type ClientSubscriptions = { subscriptions: Record<string, { func: DeliverFunc }
 type AuthenticateError = Parameters<Parameters<AuthenticateHook>[3]>[0];
 type Will = NonNullable<ConnectPacket['will']>;
 
+/**
+ * The in-process message emitter: mqemitter with its subscribers in a SubscriptionTrie (see
+ * subscription-trie.ts: qlobber's answers in a fraction of its memory per site). Another mqemitter
+ * than the one expected keeps its own matcher (a unit test says when that happens).
+ */
+function localEmitter(): NonNullable<AedesOptions['mq']> {
+  const mq = mqemitter({ concurrency: 0, matchEmptyLevels: true });
+  useSubscriptionTrie(mq);
+  return mq;
+}
+
 /** Creates and starts a broker; call `listen` and/or `attachWebSocket` to accept clients. */
 export async function createBroker(options: BrokerOptions): Promise<EmbeddedBroker> {
   const settings = {
@@ -172,7 +184,7 @@ export async function createBroker(options: BrokerOptions): Promise<EmbeddedBrok
   // call stack size exceeded" in the 10,000-site benchmark (mcollina/mqemitter#204, open). Unbounded,
   // nothing is ever queued there; aedes still reads each client's packets in bounded batches, and the
   // clustered emitter (mqemitter-redis) is unbounded already.
-  const mq = settings.mq ?? mqemitter({ concurrency: 0, matchEmptyLevels: true });
+  const mq = settings.mq ?? localEmitter();
   const aedes = new GuardedAedes({ persistence, mq, id: settings.id });
 
   /** Why `principal` may not publish this, or null when it may. */
