@@ -37,8 +37,14 @@ function parseArgs(argv: string[]): Args {
     connectRate: Number(get('connect-rate') ?? 500),
     holdSec: Number(get('hold-sec') ?? 10),
     keepalive: argv.includes('--keepalive'),
-    broker: get('broker') === 'fleetflash' ? 'fleetflash' : 'aedes',
+    broker: brokerKind(get('broker') ?? 'aedes'),
   };
+}
+
+function brokerKind(value: string): Args['broker'] {
+  if (value !== 'aedes' && value !== 'fleetflash')
+    throw new Error(`--broker must be aedes or fleetflash, got ${value}`);
+  return value;
 }
 
 interface BrokerStats {
