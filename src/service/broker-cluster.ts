@@ -14,6 +14,7 @@ import aedesPersistenceRedis from 'aedes-persistence-redis';
 import type { AedesOptions } from 'aedes';
 import type { RedisOptions } from 'ioredis';
 import MQEmitterRedis from 'mqemitter-redis';
+import { useSubscriptionTrie } from '../../broker/subscription-trie.js';
 import type { Logger } from 'pino';
 import { endOnDisconnect } from '../store/redis-disconnect.js';
 import type { Reconnectable, ReplicaWatch } from '../store/replica-watch.js';
@@ -86,6 +87,9 @@ export function createClusterEmitter(
   const Prefixed = (MQEmitterRedis as unknown as { MQEmitterRedisPrefix: PrefixedEmitterCtor })
     .MQEmitterRedisPrefix;
   const inner = new Prefixed(namespace, { ...options, autoPipeliningIgnoredCommands: UNSUBSCRIBE_COMMANDS });
+  // Its local subscribers in the broker's compact index, as in a single broker (subscription-trie.ts).
+  // mqemitter-redis reads the matcher once more itself, for an array's truthiness when it unsubscribes.
+  useSubscriptionTrie(inner);
   const mq = orderedEmitter(inner, brokerId);
   const { pubConn, subConn } = inner as unknown as Record<'pubConn' | 'subConn', Reconnectable>;
   // Its close() waits for both to end, also when one is waiting to reconnect (redis-disconnect.ts).

@@ -1,10 +1,12 @@
 /**
  * The clustered brokers' emitter (mqemitter-redis on the real Redis): a pattern unsubscribed by its
  * last listener and subscribed by a new one in the same tick must stay subscribed in Redis, as when
- * one worker leaves a site's `P/<id>/out/+` on an instance while another worker joins it there.
+ * one worker leaves a site's `P/<id>/out/+` on an instance while another worker joins it there. Its
+ * local subscribers are matched by the broker's compact index (subscription-trie.ts), as in one broker.
  */
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
+import { SubscriptionTrie } from '../../broker/subscription-trie.js';
 import { createClusterEmitter } from '../../src/service/broker-cluster.js';
 import { redisOptionsFromUrl } from '../../src/store/redis-connection.js';
 
@@ -60,6 +62,15 @@ function receiver(ms: number): { listener: Listener; received: Promise<Packet> }
     received,
   };
 }
+
+test('local subscribers are matched by the compact subscriber index, wildcards included', async () => {
+  expect((mq as unknown as { _matcher: unknown })._matcher).toBeInstanceOf(SubscriptionTrie);
+  const site = receiver(5000);
+  await on('R/0123456789ab/#', site.listener);
+  await emit({ topic: 'R/0123456789ab/keepalive', payload: Buffer.from('k') });
+  expect((await site.received).topic).toBe('R/0123456789ab/keepalive');
+  await off('R/0123456789ab/#', site.listener);
+});
 
 test.each(['P/0123456789ab/out/+', 'N/0123456789ab/system/0/Serial'])(
   'a filter whose last listener leaves as a new one comes in the same tick keeps receiving (%s)',
