@@ -185,9 +185,14 @@ const SHARED_WILL_MAX_ENTRIES = 256;
 /** Shared will payloads by their bytes (latin1: one character per byte, so equal keys are equal bytes). */
 const sharedWillPayloads = new Map<string, Buffer>();
 
-function ownCopy(payload: Buffer): Buffer {
-  const own = Buffer.allocUnsafeSlow(payload.length);
-  payload.copy(own);
+/**
+ * A copy of `bytes` in memory of its own, neither a view into a read nor a slice of Node's shared
+ * 8 KiB pool (whose slab a long-kept copy would keep alive with everything else cut from it): for
+ * bytes kept as long as a connection or a retained message.
+ */
+export function unpooledCopy(bytes: Buffer): Buffer {
+  const own = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(own);
   return own;
 }
 
@@ -207,7 +212,7 @@ export function ownWillPayload(will: { payload: Buffer | string }): void {
     const key = payload.toString('latin1');
     let shared = sharedWillPayloads.get(key);
     if (!shared && sharedWillPayloads.size < SHARED_WILL_MAX_ENTRIES) {
-      shared = ownCopy(payload);
+      shared = unpooledCopy(payload);
       sharedWillPayloads.set(key, shared);
     }
     if (shared) {
@@ -215,5 +220,5 @@ export function ownWillPayload(will: { payload: Buffer | string }): void {
       return;
     }
   }
-  will.payload = ownCopy(payload);
+  will.payload = unpooledCopy(payload);
 }

@@ -17,7 +17,8 @@
 import { isUtf8 } from 'node:buffer';
 import { Readable } from 'node:stream';
 import aedesPersistence from 'aedes-persistence';
-import { childFor, childOf, children, node, removeChild, type TrieNode } from './topic-trie.js';
+import { unpooledCopy } from './parser-buffer.js';
+import { childOf, children, node, nodeFor, pathTo, pruneEmpty, type TrieNode } from './topic-trie.js';
 
 /** Values stored by topic name, found by topic filter. */
 export class RetainedIndex<T> {
@@ -29,39 +30,24 @@ export class RetainedIndex<T> {
   }
 
   set(topic: string, value: T): void {
-    let n = this.root;
-    for (const level of topic.split('/')) n = childFor(n, level);
+    const n = nodeFor(this.root, topic.split('/'));
     if (n.value === undefined) this.count++;
     n.value = value;
   }
 
   get(topic: string): T | undefined {
-    let n: TrieNode<T> | undefined = this.root;
-    for (const level of topic.split('/')) {
-      n = childOf(n, level);
-      if (!n) return undefined;
-    }
-    return n.value;
+    return pathTo(this.root, topic.split('/'))?.at(-1)?.value;
   }
 
   /** Removes the topic's value and prunes the branches left empty. */
   delete(topic: string): boolean {
     const levels = topic.split('/');
-    const path: TrieNode<T>[] = [this.root];
-    for (const level of levels) {
-      const next = childOf(path[path.length - 1], level);
-      if (!next) return false;
-      path.push(next);
-    }
-    const leaf = path[path.length - 1];
-    if (leaf.value === undefined) return false;
+    const path = pathTo(this.root, levels);
+    const leaf = path?.[path.length - 1];
+    if (!path || leaf?.value === undefined) return false;
     leaf.value = undefined;
     this.count--;
-    for (let i = levels.length; i > 0; i--) {
-      const n = path[i];
-      if (n.value !== undefined || n.children !== null) break;
-      removeChild(path[i - 1], levels[i - 1]);
-    }
+    pruneEmpty(path, levels);
     return true;
   }
 
@@ -173,9 +159,7 @@ export function retainedCopy(packet: RetainedPacket): RetainedPacket {
 function ownPayload(payload: Buffer | string): Buffer | string {
   if (typeof payload === 'string') return payload;
   if (isUtf8(payload)) return payload.toString('utf8');
-  const own = Buffer.allocUnsafeSlow(payload.length);
-  payload.copy(own);
-  return own;
+  return unpooledCopy(payload);
 }
 
 /** Values matching any of `patterns`, each once even when several filters match it. */

@@ -16,7 +16,7 @@
  * here: aedes wraps the subscriber of a filter starting with a wildcard so that it skips them
  * ([MQTT-4.7.2-1], handlers/subscribe.js).
  */
-import { childFor, childOf, node, removeChild, type TrieNode } from './topic-trie.js';
+import { childOf, node, nodeFor, pathTo, pruneEmpty, type TrieNode } from './topic-trie.js';
 
 /** Several values of one filter (one is kept as it is); a class of its own, so no value is mistaken for it. */
 class Many<T> {
@@ -49,8 +49,7 @@ export class SubscriptionTrie<T> {
     let wildcards = 0;
     for (const w of words) if (w === this.options.wildcardSome) wildcards++;
     if (wildcards > MAX_WILDCARD_SOMES) throw new Error('too many wildcard somes');
-    let n = this.root;
-    for (const w of words) n = childFor(n, w);
+    const n = nodeFor(this.root, words);
     const slot = n.value;
     if (slot === undefined) n.value = value;
     else if (slot instanceof Many) slot.list.push(value);
@@ -64,12 +63,8 @@ export class SubscriptionTrie<T> {
    */
   remove(filter: string, value?: T): this {
     const words = this.split(filter);
-    const path: TrieNode<Slot<T>>[] = [this.root];
-    for (const w of words) {
-      const next = childOf(path[path.length - 1], w);
-      if (!next) return this;
-      path.push(next);
-    }
+    const path = pathTo(this.root, words);
+    if (!path) return this;
     const leaf = path[path.length - 1];
     const slot = leaf.value;
     if (slot === undefined) return this;
@@ -79,11 +74,7 @@ export class SubscriptionTrie<T> {
       if (i >= 0) slot.list.splice(i, 1);
       if (slot.list.length === 1) leaf.value = slot.list[0];
     } else if (slot === value) leaf.value = undefined;
-    for (let i = words.length; i > 0; i--) {
-      const n = path[i];
-      if (n.value !== undefined || n.children !== null) break;
-      removeChild(path[i - 1], words[i - 1]);
-    }
+    pruneEmpty(path, words);
     return this;
   }
 

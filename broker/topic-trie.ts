@@ -61,3 +61,30 @@ export function children<T>(n: TrieNode<T>): Iterable<TrieNode<T>> {
   if (c === null) return [];
   return c instanceof Map ? c.values() : [c];
 }
+
+/** The node for `levels` below `root`, made (with the levels above it) when missing. */
+export function nodeFor<T>(root: TrieNode<T>, levels: readonly string[]): TrieNode<T> {
+  let n = root;
+  for (const level of levels) n = childFor(n, level);
+  return n;
+}
+
+/** The nodes from `root` down to the one for `levels`, root first; null when a level is missing. */
+export function pathTo<T>(root: TrieNode<T>, levels: readonly string[]): TrieNode<T>[] | null {
+  const path: TrieNode<T>[] = [root];
+  for (const level of levels) {
+    const next = childOf(path[path.length - 1], level);
+    if (!next) return null;
+    path.push(next);
+  }
+  return path;
+}
+
+/** Removes the nodes of `path` (from {@link pathTo}) left with no value and no children, deepest first. */
+export function pruneEmpty<T>(path: readonly TrieNode<T>[], levels: readonly string[]): void {
+  for (let i = levels.length; i > 0; i--) {
+    const n = path[i];
+    if (n.value !== undefined || n.children !== null) break;
+    removeChild(path[i - 1], levels[i - 1]);
+  }
+}
