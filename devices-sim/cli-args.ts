@@ -1,7 +1,7 @@
 /**
  * Command-line flags of `npm run sim`, parsed into a typed object (no I/O here, so it is testable).
  */
-import { isFaultKind, type FaultRates } from './fault-plan.js';
+import { isFaultKind, TYPICAL_TIMING_SPREAD, type FaultRates } from './fault-plan.js';
 import { PRODUCT_KINDS, type ProductKind, type ProductMix } from './site-plan.js';
 
 export const USAGE = `usage: npm run sim -- --sites N --url mqtt://host:port [options]
@@ -12,6 +12,8 @@ export const USAGE = `usage: npm run sim -- --sites N --url mqtt://host:port [op
   --time-scale X         divide real durations by X (default 1)
   --mix K=N,...          per-site product counts: vebus, solarcharger, battery
   --faults F=R,...       fault rates 0..1, e.g. checksumMismatch=0.01,neverReturns=0.005
+  --timing-spread S      each install's durations times a seeded factor in [1-S, 1+S], 0 <= S < 1
+                         (default 0.2; 0: every device of a kind in lock step)
   --connect-rate N       connections per second (default 500)
   --salt S               mixed into portal ids (default none)
   --log-level L          pino level for the simulator's log on stderr (default warn)
@@ -33,6 +35,7 @@ export interface CliArgs {
   timeScale: number;
   mix: ProductMix;
   faults: FaultRates;
+  timingSpread: number;
   connectRate: number | undefined;
   salt: string;
   logLevel: string;
@@ -54,6 +57,7 @@ const FLAGS = new Set([
   'time-scale',
   'mix',
   'faults',
+  'timing-spread',
   'connect-rate',
   'salt',
   'log-level',
@@ -95,11 +99,19 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
       if (!isFaultKind(k)) throw new UsageError(`--faults: unknown fault '${k}'`);
       return [k, toNumber(v, `--faults ${k}`)];
     }),
+    timingSpread: timingSpread(values),
     connectRate: number(values, 'connect-rate'),
     salt: values.get('salt') ?? '',
     logLevel: values.get('log-level') ?? 'warn',
     credentials: credentialsSource(values),
   };
+}
+
+function timingSpread(values: Map<string, string>): number {
+  const spread = number(values, 'timing-spread') ?? TYPICAL_TIMING_SPREAD;
+  if (!(spread >= 0 && spread < 1))
+    throw new UsageError(`--timing-spread must be >= 0 and < 1, got ${spread}`);
+  return spread;
 }
 
 function credentialsSource(values: Map<string, string>): CredentialsSource {

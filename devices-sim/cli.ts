@@ -32,6 +32,7 @@ async function main(): Promise<void> {
     timeScale: args.timeScale,
     mix: args.mix,
     faults: args.faults,
+    timingSpread: args.timingSpread,
     connectRatePerSec: args.connectRate,
     portalIdSalt: args.salt,
     credentials,
@@ -39,7 +40,7 @@ async function main(): Promise<void> {
     waitForConnect: false,
   });
   console.log(
-    `sim: ${args.sites} sites, ${fleet.devices().length} devices → ${args.url} (seed ${args.seed}, time ×${args.timeScale})`,
+    `sim: ${args.sites} sites, ${fleet.devices().length} devices → ${args.url} (seed ${args.seed}, time ×${args.timeScale}, timing spread ±${Math.round(args.timingSpread * 100)} %)`,
   );
   fleet.waitConnected().then(
     () =>

@@ -2,6 +2,7 @@
  * Fault injection, decided per (seed, deviceId, executionId) so a test can predict which install
  * fails and how, whatever the timing. At most one fault per install: one uniform draw is compared
  * with the cumulative rates of the faults that apply to the device, in `FAULT_KINDS` order.
+ * The install's pace (how long its work takes against nominal) is planned here too, from its own draw.
  */
 import { parseDeviceId, type ServiceType } from '../src/protocol/index.js';
 import { rngFor } from './prng.js';
@@ -61,17 +62,27 @@ export interface InstallPlan {
   fault: FaultKind | null;
   /** For `notUpdatable`: which of VRM's codes the device answers. */
   notUpdatableCode: NotUpdatableCode | null;
+  /**
+   * This install's own pace: every duration of its work (download, verify, install, reboot) is
+   * multiplied by it. 1 without a timing spread (see {@link installPace}).
+   */
+  pace: number;
 }
 
-/** The fault (if any) and its details for one install of `executionId` on `deviceId`. */
+/**
+ * The fault (if any) and its details for one install of `executionId` on `deviceId`, and its pace
+ * under `timingSpread`. The fault does not depend on the spread.
+ */
 export function planInstall(
   seed: number,
   deviceId: string,
   executionId: string,
   rates: FaultRates,
+  timingSpread = 0,
 ): InstallPlan {
   const address = parseDeviceId(deviceId);
   if (!address) throw new RangeError(`not a device id: ${deviceId}`);
+  const pace = installPace(seed, deviceId, executionId, timingSpread);
   const rng = rngFor('fault', seed, deviceId, executionId);
   const u = rng.next();
   let cumulative = 0;
@@ -83,10 +94,31 @@ export function planInstall(
       return {
         fault: kind,
         notUpdatableCode: kind === 'notUpdatable' ? rng.pick(NOT_UPDATABLE_CODES) : null,
+        pace,
       };
     }
   }
-  return { fault: null, notUpdatableCode: null };
+  return { fault: null, notUpdatableCode: null, pace };
+}
+
+/**
+ * How much slower (> 1) or faster (< 1) than nominal one install runs: uniform in
+ * [1 − spread, 1 + spread], seeded by install like the fault. Real devices of one kind do not take the
+ * same milliseconds (links, flash, boot differ): without a spread, devices told to install in the same
+ * moment report every step in the same moment too, for the whole update.
+ */
+export function installPace(seed: number, deviceId: string, executionId: string, spread: number): number {
+  if (spread === 0) return 1;
+  return 1 + spread * (2 * rngFor('pace', seed, deviceId, executionId).next() - 1);
+}
+
+/** The spread the CLI, the demo and the benchmark use unless told otherwise (the library's default is 0). */
+export const TYPICAL_TIMING_SPREAD = 0.2;
+
+/** A timing spread must leave every install some positive duration: 0 ≤ spread < 1. */
+export function validateTimingSpread(spread: number): number {
+  if (!(spread >= 0 && spread < 1)) throw new RangeError(`timingSpread must be >= 0 and < 1, got ${spread}`);
+  return spread;
 }
 
 /** Shorthand for `planInstall(...).fault`. */

@@ -4,7 +4,7 @@
  */
 import { pino, type Logger } from 'pino';
 import { resolveDurations, TimeScale, type SimDurations } from './durations.js';
-import { validateFaultRates, type FaultKind, type FaultRates } from './fault-plan.js';
+import { validateFaultRates, validateTimingSpread, type FaultKind, type FaultRates } from './fault-plan.js';
 import { validateMix, type InitialVersions, type ProductKind, type ProductMix } from './site-plan.js';
 
 export interface FleetOptions {
@@ -20,6 +20,12 @@ export interface FleetOptions {
   mix?: Partial<Record<ProductKind, number>>;
   /** Probability 0..1 per install of each fault; at most one fault per install, so they add up to ≤ 1. */
   faults?: Partial<Record<FaultKind, number>>;
+  /**
+   * Each install runs at its own pace: its durations (download, verify, install, reboot) times a
+   * factor drawn per install (seeded) from [1 − timingSpread, 1 + timingSpread]. Default 0: every
+   * device of a kind takes exactly the same time, and devices started together report in lock step.
+   */
+  timingSpread?: number;
   /** MQTT password of a site; the username is its portal id. Called at every connection attempt. */
   credentials: (portalId: string) => string | Promise<string>;
   /** Client id is `${clientIdPrefix}${portalId}`. Default `gx-`. */
@@ -51,6 +57,7 @@ export interface ResolvedFleetOptions {
   readonly time: TimeScale;
   readonly mix: Readonly<ProductMix>;
   readonly faults: Readonly<FaultRates>;
+  readonly timingSpread: number;
   readonly credentials: (portalId: string) => string | Promise<string>;
   readonly clientIdPrefix: string;
   readonly connectRatePerSec: number;
@@ -106,6 +113,7 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
     time: new TimeScale(o.timeScale ?? 1),
     mix: validateMix(o.mix),
     faults: validateFaultRates(o.faults),
+    timingSpread: validateTimingSpread(o.timingSpread ?? 0),
     credentials: o.credentials,
     clientIdPrefix,
     connectRatePerSec: rate,

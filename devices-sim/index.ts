@@ -7,9 +7,11 @@ export { DEFAULT_CONNECT_RATE_PER_SEC, type FleetOptions } from './fleet-options
 export {
   FAULT_KINDS,
   faultApplies,
+  installPace,
   isFaultKind,
   plannedFault,
   planInstall,
+  TYPICAL_TIMING_SPREAD,
   type FaultKind,
   type FaultRates,
   type InstallPlan,

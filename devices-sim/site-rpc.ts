@@ -54,7 +54,13 @@ export function handleRpcRequest(site: RpcHost, rpcId: string, payload: Buffer):
 
 function install(site: RpcHost, device: SimDevice, rpcId: string, params: InstallParams): void {
   const { ctx } = site;
-  const plan = planInstall(ctx.options.seed, device.deviceId, params.executionId, ctx.options.faults);
+  const plan = planInstall(
+    ctx.options.seed,
+    device.deviceId,
+    params.executionId,
+    ctx.options.faults,
+    ctx.options.timingSpread,
+  );
   const admission = admitInstall(device, params, plan);
   const record = { executionId: params.executionId, jobId: params.jobId, rpcId, at: Date.now() };
 

@@ -104,7 +104,7 @@ export class UpdateRunner {
       const result = await download({
         url: params.url,
         size: params.size,
-        bytesPerSec: ctx.time.bytesPerSec(fault === 'slowLink' ? d.slowLinkBytesPerSec : d.linkBytesPerSec),
+        bytesPerSec: ctx.time.bytesPerSec(fault === 'slowLink' ? d.slowLinkBytesPerSec : d.linkBytesPerSec) / exec.plan.pace,
         scheduler: ctx.scheduler,
         agents: ctx.agents,
         signal: ctx.signal,
@@ -196,7 +196,7 @@ export class UpdateRunner {
     this.progress('rebooting', 0);
     if (device.service === 'platform') {
       this.setGx(FIRMWARE_STATE.rebooting, 100);
-      const back = await this.host.rebootPlatform(ctx.time.ms(ctx.durations.gxRebootSec), comesBack, () => {
+      const back = await this.host.rebootPlatform(ctx.time.ms(ctx.durations.gxRebootSec) * exec.plan.pace, comesBack, () => {
         this.applyVersion(bootVersion);
         device.reboot();
         device.firmwareState = FIRMWARE_STATE.idle;
@@ -212,7 +212,7 @@ export class UpdateRunner {
       this.lose();
       return;
     }
-    await ctx.scheduler.sleep(ctx.time.ms(ctx.durations.productRebootSec));
+    await ctx.scheduler.sleep(ctx.time.ms(ctx.durations.productRebootSec) * exec.plan.pace);
     this.applyVersion(bootVersion);
     device.reboot();
     device.online = true;
@@ -220,11 +220,11 @@ export class UpdateRunner {
     this.host.serviceReturned(device);
   }
 
-  /** Sleeps through `seconds` of `phase`, covering fraction f0..f1 of its band, a progress event per 5 %. */
+  /** Sleeps through `seconds` (at this install's pace) of `phase`, covering fraction f0..f1 of its band, a progress event per 5 %. */
   private async timed(phase: DevicePhase, seconds: number, f0 = 0, f1 = 1): Promise<void> {
     const [from, to] = PHASE_BANDS[phase];
     const steps = Math.max(1, Math.ceil(((to - from) * (f1 - f0)) / PROGRESS_STEP - 1e-9));
-    const stepMs = this.ctx.time.ms(seconds) / steps;
+    const stepMs = (this.ctx.time.ms(seconds) * this.exec.plan.pace) / steps;
     for (let i = 1; i <= steps; i++) {
       await this.ctx.scheduler.sleep(stepMs);
       this.stopIfEnded();

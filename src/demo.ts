@@ -7,7 +7,7 @@
 import './quiet-debug.js';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { portalIdsFor, realTimeProtocolTimers, startFleet } from '../devices-sim/index.js';
+import { portalIdsFor, realTimeProtocolTimers, startFleet, TYPICAL_TIMING_SPREAD } from '../devices-sim/index.js';
 import { parseConfig } from './config.js';
 import { seedFirmware } from './demo/seed-firmware.js';
 import { ConfigError } from './errors.js';
@@ -70,6 +70,7 @@ async function main(): Promise<void> {
     portalIdSalt: 'demo',
     timeScale,
     durations: realTimeProtocolTimers(timeScale),
+    timingSpread: TYPICAL_TIMING_SPREAD,
     credentials: (portalId) => secrets.get(portalId) ?? '',
     logger: logger.child({ component: 'sim' }),
   });

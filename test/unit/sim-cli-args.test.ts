@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseCliArgs, UsageError } from '../../devices-sim/cli-args.js';
+import { TYPICAL_TIMING_SPREAD } from '../../devices-sim/fault-plan.js';
 import { loadCredentials, provisionSites } from '../../devices-sim/credentials-source.js';
 
 test('parses every flag', () => {
@@ -18,6 +19,8 @@ test('parses every flag', () => {
     'vebus=1,solarcharger=2,battery=1',
     '--faults',
     'checksumMismatch=0.01,neverReturns=0.005',
+    '--timing-spread',
+    '0.1',
     '--connect-rate',
     '250',
     '--salt',
@@ -32,6 +35,7 @@ test('parses every flag', () => {
     timeScale: 100,
     mix: { vebus: 1, solarcharger: 2, battery: 1 },
     faults: { checksumMismatch: 0.01, neverReturns: 0.005 },
+    timingSpread: 0.1,
     connectRate: 250,
     salt: 'lab',
     logLevel: 'warn',
@@ -53,6 +57,18 @@ test('bad flags name the problem', () => {
   expect(() => parseCliArgs(base)).toThrow(/exactly one of/);
   expect(() => parseCliArgs([...base, '--provision', 'http://api'])).toThrow(/--provision needs --token/);
   expect(() => parseCliArgs(['--help'])).toThrow(UsageError);
+  for (const bad of ['1', '-0.1', 'x']) {
+    expect(() => parseCliArgs([...base, '--password', 'p', '--timing-spread', bad])).toThrow(
+      /--timing-spread must/,
+    );
+  }
+});
+
+test('devices vary in pace unless told otherwise: the typical spread by default, 0 for lock step', () => {
+  const base = ['--sites', '1', '--url', 'mqtt://x:1', '--password', 'p'];
+  expect(parseCliArgs(base).timingSpread).toBe(TYPICAL_TIMING_SPREAD);
+  expect(TYPICAL_TIMING_SPREAD).toBeGreaterThan(0);
+  expect(parseCliArgs([...base, '--timing-spread', '0']).timingSpread).toBe(0);
 });
 
 test('a secrets file maps each portal id to its secret; a missing one is an error', async () => {

@@ -13,7 +13,7 @@ const params: InstallParams = {
   jobId: 'j1',
   executionId: 'e1',
 };
-const noFault: InstallPlan = { fault: null, notUpdatableCode: null };
+const noFault: InstallPlan = { fault: null, notUpdatableCode: null, pace: 1 };
 
 function device(over: Partial<AdmissionDevice> & { known?: string[] } = {}): AdmissionDevice {
   const known = new Set(over.known ?? []);
@@ -32,7 +32,7 @@ test('a fresh install on an idle, matching device is accepted', () => {
 
 test('a known execution is a duplicate even while busy, offline or faulty', () => {
   const d = device({ known: ['e1'], current: { executionId: 'e1' }, online: false });
-  expect(admitInstall(d, params, { fault: 'wrongModel', notUpdatableCode: null })).toEqual({
+  expect(admitInstall(d, params, { fault: 'wrongModel', notUpdatableCode: null, pace: 1 })).toEqual({
     kind: 'duplicate',
   });
 });
@@ -49,8 +49,8 @@ test('refusals carry their codes, in order', () => {
     error: { code: 'busy', message: 'waiting for a task to finish (execution other)' },
   });
   expect(code(device(), { ...params, productIds: [0xa389] })).toBe('vbdup-123');
-  expect(code(device(), params, { fault: 'wrongModel', notUpdatableCode: null })).toBe('vbdup-123');
+  expect(code(device(), params, { fault: 'wrongModel', notUpdatableCode: null, pace: 1 })).toBe('vbdup-123');
   expect(code(device(), { ...params, version: 'v504' })).toBe('bad-request');
-  expect(code(device(), params, { fault: 'notUpdatable', notUpdatableCode: '1343' })).toBe('1343');
-  expect(code(device(), params, { fault: 'slowLink', notUpdatableCode: null })).toBe('accepted');
+  expect(code(device(), params, { fault: 'notUpdatable', notUpdatableCode: '1343', pace: 1 })).toBe('1343');
+  expect(code(device(), params, { fault: 'slowLink', notUpdatableCode: null, pace: 1 })).toBe('accepted');
 });
