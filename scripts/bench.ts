@@ -96,7 +96,8 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
     const l = await statusLatency(c, watcher, latencyDevices, await image(), Math.min(args.latencyConcurrency, latencyDevices.length));
     log(
       `  status latency (${watcher.transport}): p50 ${l.p50Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, max ${l.maxMs.toFixed(1)} ms ` +
-        `over ${l.samples} events at ${Math.round(l.inflight)} in flight, ${Math.round(l.updating)} devices updating (${l.unmatched} events changed nothing visible)`,
+        `over ${l.samples} events at ${Math.round(l.inflight)} in flight, ${Math.round(l.updating)} devices updating (${l.unmatched} events changed nothing visible); ` +
+        `a device event had ${Math.round(l.neighbours)} others sent within ±1 ms (median)`,
     );
     const secondP99 = spread(l.p99BySecond);
     const calmSeconds = l.p99BySecond.filter((v) => v < STATUS_P99_TARGET_MS).length;
@@ -133,6 +134,7 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
       statusInflight: l.inflight,
       statusUpdating: l.updating,
       statusSecondP99MedianMs: secondP99.median,
+      statusNeighbours: l.neighbours,
       statusSecondsUnderTargetPct: l.p99BySecond.length ? (100 * calmSeconds) / l.p99BySecond.length : Number.NaN,
       statusSamples: l.samples,
       launchP50Ms: L.p50Ms,
@@ -181,7 +183,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   log(`fleetflash bench: ${machine.cores} cores (${machine.cpu}), ${machine.memGb} GB, Node ${machine.node}, load average ${machine.load1}`);
   log(
-    `  ${args.sites} sites (GX + solar charger each), ${args.runs} run(s) per broker (${args.brokers.join(', ')}), ${args.topology} topology, time scale ${args.timeScale}, ` +
+    `  ${args.sites} sites (GX + solar charger each), ${args.runs} run(s) per broker (${args.brokers.join(', ')}), ${args.topology} topology, time scale ${args.timeScale} (timing spread ±${Math.round(args.timingSpread * 100)} %), ` +
       `status latency at ${args.latencyConcurrency} in flight, ${args.launches} launches from ${args.launchClients} clients` +
       (args.workerConcurrency ? `, WORKER_CONCURRENCY ${args.workerConcurrency}` : '') +
       (args.startWindow !== null ? `, WORKER_START_WINDOW ${args.startWindow}` : '') +

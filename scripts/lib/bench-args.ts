@@ -3,6 +3,8 @@
  * names the bad option.
  */
 
+import { TYPICAL_TIMING_SPREAD } from '../../devices-sim/fault-plan.js';
+
 export type BrokerMode = 'embedded' | 'mosquitto';
 
 export interface BenchArgs {
@@ -15,6 +17,8 @@ export interface BenchArgs {
   topology: 'single' | 'split';
   /** Simulator time scale: 38 makes a solar charger update (77 s real) take about 2 s. */
   timeScale: number;
+  /** Simulator timing spread: each install's durations times a seeded factor in [1 − s, 1 + s]; 0: lock step. */
+  timingSpread: number;
   /** Site connections per second while the fleet connects. */
   connectRate: number;
   /** Executions in flight while status latency is measured. */
@@ -52,6 +56,8 @@ export const USAGE = `npm run bench -- [options]
   --topology T              split: [api,broker] + [worker] processes, as docker-compose deploys it;
                             single: one process with every role, as npm run demo (default split)
   --time-scale X            simulator time scale (default 38: one update takes ~2 s)
+  --timing-spread S         each install's durations times a seeded factor in [1-S, 1+S], 0 <= S < 1
+                            (default 0.2, as the simulator's CLI; 0: devices started together in lock step)
   --connect-rate N          site connections per second (default 1000)
   --latency-concurrency N   executions in flight while status latency is measured (default 1000)
   --launch-clients N        concurrent HTTP clients in the launch test (default 16)
@@ -76,6 +82,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     brokers: quick ? ['embedded'] : ['embedded', 'mosquitto'],
     topology: 'split',
     timeScale: 38,
+    timingSpread: TYPICAL_TIMING_SPREAD,
     connectRate: 1000,
     latencyConcurrency: quick ? 100 : 1000,
     launchClients: quick ? 4 : 16,
@@ -124,6 +131,12 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
         const x = Number(value);
         if (!(x > 0) || x > 100_000) throw new UsageError(`--time-scale must be a number > 0, got '${value}'`);
         a.timeScale = x;
+        break;
+      }
+      case '--timing-spread': {
+        const s = Number(value);
+        if (value.trim() === '' || !(s >= 0 && s < 1)) throw new UsageError(`--timing-spread must be a number >= 0 and < 1, got '${value}'`);
+        a.timingSpread = s;
         break;
       }
       case '--connect-rate':

@@ -194,7 +194,7 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
       if (mode === 'mosquitto') await clearRetained(portalIds, targetsOf(portalIds), jobIds);
     });
     const started = await sim.start(
-      { url: mqttUrl, sites: args.sites, salt, timeScale: args.timeScale, connectRatePerSec: args.connectRate, secrets },
+      { url: mqttUrl, sites: args.sites, salt, timeScale: args.timeScale, timingSpread: args.timingSpread, connectRatePerSec: args.connectRate, secrets },
       30 * 60_000,
     );
     const targets = started.devices.filter((d) => d.service === 'solarcharger').map((d) => d.deviceId);

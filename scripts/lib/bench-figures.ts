@@ -34,6 +34,7 @@ export const FIGURES = {
   statusInflight: { label: 'executions in flight while measured', unit: '', digits: 0, better: 'higher', compare: false },
   statusUpdating: { label: 'devices updating meanwhile (simulator)', unit: '', digits: 0, better: 'higher', compare: false },
   statusSecondP99MedianMs: { label: 'status latency p99 of the median second', unit: ' ms', digits: 1, better: 'lower', compare: true },
+  statusNeighbours: { label: 'device events sent within ±1 ms of one (median)', unit: '', digits: 0, better: 'lower', compare: false },
   statusSecondsUnderTargetPct: { label: 'seconds with status latency p99 < 25 ms', unit: ' %', digits: 0, better: 'higher', compare: false },
   statusSamples: { label: 'latency samples', unit: '', digits: 0, better: 'higher', compare: false },
   launchP50Ms: { label: 'POST /api/jobs p50', unit: ' ms', digits: 1, better: 'lower', compare: true },

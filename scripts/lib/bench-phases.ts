@@ -10,7 +10,7 @@ import { parseExecutionId } from '../../src/protocol/index.js';
 import type { Cluster } from './bench-cluster.js';
 import { procSample, procSamples } from './bench-proc.js';
 import { monoUs, type ProgressSample } from './bench-sim.js';
-import { latencySummary, p99BySecond, percentile } from './bench-stats.js';
+import { latencySummary, neighboursMedian, p99BySecond, percentile } from './bench-stats.js';
 import type { JobWatcher, ReceivedRecord } from './bench-watcher.js';
 
 const SOLAR_CHARGER_PRODUCT = '0xA058';
@@ -241,6 +241,11 @@ export interface LatencyResult {
   updating: number;
   /** Each second's p99 (by when the device sent the event), in time order. */
   p99BySecond: number[];
+  /**
+   * How bunched the devices sent their events: the median count of other events sent within ±1 ms
+   * of one (devices started together and running in lock step send theirs in the same moments).
+   */
+  neighbours: number;
 }
 
 /**
@@ -311,6 +316,7 @@ export async function statusLatency(c: Cluster, watcher: JobWatcher, devices: re
     inflight: percentile(inflight, 50),
     updating: percentile(updating, 50),
     p99BySecond: p99BySecond(sentUs, latencies, windowStart),
+    neighbours: neighboursMedian(sentUs, 1000),
   };
 }
 

@@ -63,6 +63,7 @@ async function start(o: SimStartOptions): Promise<void> {
     timeScale: o.timeScale,
     mix: { vebus: 0, solarcharger: 1, battery: 0 },
     durations: realTimeProtocolTimers(o.timeScale),
+    timingSpread: o.timingSpread,
     connectRatePerSec: o.connectRatePerSec,
     connectTimeoutMs: 30 * 60_000,
     credentials: (portalId) => o.secrets[portalId] ?? 'unknown',

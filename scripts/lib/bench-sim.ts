@@ -15,6 +15,7 @@ export interface SimStartOptions {
   sites: number;
   salt: string;
   timeScale: number;
+  timingSpread: number;
   connectRatePerSec: number;
   /** portal id → MQTT secret. */
   secrets: Record<string, string>;

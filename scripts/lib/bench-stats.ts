@@ -34,6 +34,23 @@ export function p99BySecond(atUs: readonly number[], values: readonly number[], 
   return [...seconds.keys()].sort((a, b) => a - b).map((s) => percentile(seconds.get(s)!, 99));
 }
 
+/**
+ * How bunched the samples were: for each, how many others were taken within ±`withinUs` of it; the
+ * median of those counts. Events arriving at random at the same mean rate have about 2 × rate × window.
+ */
+export function neighboursMedian(atUs: readonly number[], withinUs: number): number {
+  const t = [...atUs].sort((a, b) => a - b);
+  const counts: number[] = [];
+  let lo = 0;
+  let hi = 0;
+  for (let i = 0; i < t.length; i++) {
+    while (t[lo] < t[i] - withinUs) lo++;
+    while (hi < t.length && t[hi] <= t[i] + withinUs) hi++;
+    counts.push(hi - lo - 1);
+  }
+  return percentile(counts, 50);
+}
+
 /** A figure over several runs: the median, the smallest and the largest, and every value. */
 export interface Spread {
   median: number;

@@ -5,7 +5,7 @@
  */
 import { matchLatencies } from '../../scripts/lib/bench-phases.js';
 import type { ProgressSample } from '../../scripts/lib/bench-sim.js';
-import { p99BySecond } from '../../scripts/lib/bench-stats.js';
+import { neighboursMedian, p99BySecond } from '../../scripts/lib/bench-stats.js';
 import type { ReceivedRecord } from '../../scripts/lib/bench-watcher.js';
 
 test('each second gets the p99 of the samples taken in it, in time order, empty seconds left out', () => {
@@ -45,4 +45,20 @@ test('an event is paired with the first record after it showing its phase and pe
   expect(m.sentUs).toEqual([1_000, 2_000]);
   // bb's event changed nothing the browser saw.
   expect(m.unmatched).toBe(1);
+});
+
+test('bunching: the median count of other events within the window of one', () => {
+  // Ten events 10 ms apart: none has a neighbour within ±1 ms.
+  expect(
+    neighboursMedian(
+      Array.from({ length: 10 }, (_, i) => i * 10_000),
+      1000,
+    ),
+  ).toBe(0);
+  // Five bursts of four events in the same moment: each has three neighbours, in any order.
+  const bursts = Array.from({ length: 20 }, (_, i) => Math.floor(i / 4) * 50_000 + (i % 4) * 100).reverse();
+  expect(neighboursMedian(bursts, 1000)).toBe(3);
+  // The window is inclusive on both sides.
+  expect(neighboursMedian([0, 1000, 2000], 1000)).toBe(1);
+  expect(neighboursMedian([], 1000)).toBeNaN();
 });

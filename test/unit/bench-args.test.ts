@@ -1,0 +1,22 @@
+/** `npm run bench` flags: the simulator's timing spread. */
+import { TYPICAL_TIMING_SPREAD } from '../../devices-sim/index.js';
+import { parseBenchArgs, UsageError } from '../../scripts/lib/bench-args.js';
+
+test('the fleet runs at the typical timing spread unless told otherwise; 0 is lock step', () => {
+  expect(parseBenchArgs([]).timingSpread).toBe(TYPICAL_TIMING_SPREAD);
+  expect(parseBenchArgs(['--quick']).timingSpread).toBe(TYPICAL_TIMING_SPREAD);
+  expect(parseBenchArgs(['--timing-spread', '0']).timingSpread).toBe(0);
+  expect(parseBenchArgs(['--timing-spread', '0.35', '--sites', '500'])).toMatchObject({
+    timingSpread: 0.35,
+    sites: 500,
+  });
+});
+
+test('a spread outside 0 ≤ s < 1 is refused with the flag named', () => {
+  for (const bad of ['1', '-0.2', 'x', '']) {
+    expect(() => parseBenchArgs(['--timing-spread', bad])).toThrow(UsageError);
+    expect(() => parseBenchArgs(['--timing-spread', bad])).toThrow(
+      /--timing-spread must be a number >= 0 and < 1/,
+    );
+  }
+});
