@@ -43,8 +43,9 @@ export class RetainedIndex<T> {
   delete(topic: string): boolean {
     const levels = topic.split('/');
     const path = pathTo(this.root, levels);
-    const leaf = path?.[path.length - 1];
-    if (!path || leaf?.value === undefined) return false;
+    if (!path) return false;
+    const leaf = path[path.length - 1];
+    if (leaf.value === undefined) return false;
     leaf.value = undefined;
     this.count--;
     pruneEmpty(path, levels);

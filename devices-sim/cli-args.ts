@@ -1,7 +1,7 @@
 /**
  * Command-line flags of `npm run sim`, parsed into a typed object (no I/O here, so it is testable).
  */
-import { isFaultKind, TYPICAL_TIMING_SPREAD, type FaultRates } from './fault-plan.js';
+import { isFaultKind, isTimingSpread, TYPICAL_TIMING_SPREAD, type FaultRates } from './fault-plan.js';
 import { PRODUCT_KINDS, type ProductKind, type ProductMix } from './site-plan.js';
 
 export const USAGE = `usage: npm run sim -- --sites N --url mqtt://host:port [options]
@@ -109,8 +109,7 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
 
 function timingSpread(values: Map<string, string>): number {
   const spread = number(values, 'timing-spread') ?? TYPICAL_TIMING_SPREAD;
-  if (!(spread >= 0 && spread < 1))
-    throw new UsageError(`--timing-spread must be >= 0 and < 1, got ${spread}`);
+  if (!isTimingSpread(spread)) throw new UsageError(`--timing-spread must be >= 0 and < 1, got ${spread}`);
   return spread;
 }
 

@@ -115,9 +115,14 @@ export function installPace(seed: number, deviceId: string, executionId: string,
 /** The spread the CLI, the demo and the benchmark use unless told otherwise (the library's default is 0). */
 export const TYPICAL_TIMING_SPREAD = 0.2;
 
-/** A timing spread must leave every install some positive duration: 0 ≤ spread < 1. */
+/** A timing spread must leave every install some positive duration: 0 ≤ spread < 1 (NaN is not one). */
+export function isTimingSpread(spread: number): boolean {
+  return spread >= 0 && spread < 1;
+}
+
+/** `spread` if {@link isTimingSpread}, else a RangeError naming the option. */
 export function validateTimingSpread(spread: number): number {
-  if (!(spread >= 0 && spread < 1)) throw new RangeError(`timingSpread must be >= 0 and < 1, got ${spread}`);
+  if (!isTimingSpread(spread)) throw new RangeError(`timingSpread must be >= 0 and < 1, got ${spread}`);
   return spread;
 }
 

@@ -3,7 +3,7 @@
  * names the bad option.
  */
 
-import { TYPICAL_TIMING_SPREAD } from '../../devices-sim/fault-plan.js';
+import { isTimingSpread, TYPICAL_TIMING_SPREAD } from '../../devices-sim/fault-plan.js';
 
 export type BrokerMode = 'embedded' | 'mosquitto';
 
@@ -135,7 +135,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
       }
       case '--timing-spread': {
         const s = Number(value);
-        if (value.trim() === '' || !(s >= 0 && s < 1)) throw new UsageError(`--timing-spread must be a number >= 0 and < 1, got '${value}'`);
+        if (value.trim() === '' || !isTimingSpread(s)) throw new UsageError(`--timing-spread must be a number >= 0 and < 1, got '${value}'`);
         a.timingSpread = s;
         break;
       }
