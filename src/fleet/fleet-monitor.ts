@@ -54,6 +54,9 @@ const LEAF_VALID: Record<InventoryPath, (v: unknown) => boolean> = {
   Connected: (v) => v === null || v === 0 || v === 1,
 };
 
+/** How long {@link FleetMonitor.stop} waits for the handlers already running. */
+export const STOP_WAIT_MS = 5_000;
+
 /** A site asks for at most one full republish this often (Venus rate-limits them too). */
 export const REINVENTORY_MIN_INTERVAL_MS = 5_000;
 
@@ -76,10 +79,14 @@ export class FleetMonitor {
   private readonly sites = new Map<string, SiteView>();
   /** Product changes waiting to be applied, per `<portalId>/<service>/<instance>` (see changeSoon). */
   private readonly changes = new Map<string, { again: boolean; done: Promise<void> }>();
+  /** Handlers (and inventory requests) still running: {@link stop} lets them finish. */
+  private readonly inFlight = new Set<Promise<void>>();
   private readonly onMessage = (topic: string, payload: Buffer) => {
-    this.handle(topic, payload).catch((err: Error) => this.logger.error({ err, topic }, 'fleet monitor failed on a message'));
+    if (this.stopped) return;
+    this.track(this.handle(topic, payload), (err) => this.logger.error({ err, topic }, 'fleet monitor failed on a message'));
   };
   private unsubscribe: (() => Promise<void>) | null = null;
+  private stopped = false;
 
   constructor(
     private readonly mqtt: MqttClient,
@@ -98,10 +105,41 @@ export class FleetMonitor {
     this.unsubscribe = await this.feed.subscribe(FILTERS, this.onMessage);
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops taking messages and waits (at most `waitMs`) for the handlers already running: a site that
+   * went offline as the service stops (its simulator or gateway stopping too) has its devices marked
+   * offline and published before the broker and Redis behind this monitor close.
+   */
+  async stop(waitMs = STOP_WAIT_MS): Promise<void> {
+    this.stopped = true;
     const unsubscribe = this.unsubscribe;
     this.unsubscribe = null;
     await unsubscribe?.();
+    if (this.inFlight.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<true>((resolve) => {
+      timer = setTimeout(() => resolve(true), waitMs);
+    });
+    // A handler may start another (an inventory request): wait until none is left.
+    while (this.inFlight.size > 0) {
+      if ((await Promise.race([Promise.all([...this.inFlight]), gaveUp])) === true) {
+        this.logger.warn({ running: this.inFlight.size, waitMs }, 'fleet monitor stopped with handlers still running');
+        break;
+      }
+    }
+    clearTimeout(timer);
+  }
+
+  /** Keeps `work` in {@link inFlight} until it settles; a failure goes to `onError`. */
+  private track(work: Promise<void>, onError: (err: unknown) => void): void {
+    const tracked: Promise<void> = work.then(
+      () => void this.inFlight.delete(tracked),
+      (err: unknown) => {
+        this.inFlight.delete(tracked);
+        onError(err);
+      },
+    );
+    this.inFlight.add(tracked);
   }
 
   /** Sites seen online now. */
@@ -195,14 +233,17 @@ export class FleetMonitor {
     site.inventoryPending = true;
     // An empty keepalive asks Venus for a full republish, closed by full_publish_completed. When another
     // instance asked already, this one records the same republish without asking again.
-    this.claim(portalId).then(
-      (mine) => {
-        if (mine) this.mqtt.publish(keepaliveTopic(portalId), '', { qos: 0 });
-      },
-      (err: unknown) => {
-        this.logger.warn({ err, portalId }, 'inventory claim failed; asking anyway');
-        this.mqtt.publish(keepaliveTopic(portalId), '', { qos: 0 });
-      },
+    this.track(
+      this.claim(portalId).then(
+        (mine) => {
+          if (mine) this.mqtt.publish(keepaliveTopic(portalId), '', { qos: 0 });
+        },
+        (err: unknown) => {
+          this.logger.warn({ err, portalId }, 'inventory claim failed; asking anyway');
+          this.mqtt.publish(keepaliveTopic(portalId), '', { qos: 0 });
+        },
+      ),
+      (err) => this.logger.error({ err, portalId }, 'fleet monitor failed to ask for an inventory'),
     );
   }
 
