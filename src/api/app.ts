@@ -1,16 +1,17 @@
 /**
- * The Express 5 application: REST under `/api`, firmware downloads under `/firmware`, health probes,
- * the OpenAPI document and the static portal. Order matters: request log first, public routes, then
- * authentication for everything else under `/api` and the audit trail right behind it, then
- * extensions, then the JSON 404 and the error handler last.
+ * The HTTP API: REST under `/api`, health probes, the OpenAPI document and the static portal in an
+ * Express 5 application, and the firmware downloads under `/firmware` in front of it. Order matters
+ * in the app: request log first, public routes, then authentication for everything else under `/api`
+ * and the audit trail right behind it, then extensions, then the JSON 404 and the error handler last.
  */
+import type { RequestListener } from 'node:http';
 import express, { type Express } from 'express';
 import { auditTrail } from './audit-trail.js';
 import { authenticate, requireRole } from './auth-middleware.js';
 import { FailedAuthLimiter } from './auth-rate-limit.js';
 import type { ApiDeps, ApiGuards } from './deps.js';
 import { errorHandler, notFoundHandler } from './error-handler.js';
-import { firmwareDownloadRouter } from './firmware-download.js';
+import { firmwareDownloads } from './firmware-download.js';
 import { buildOpenApi } from './openapi.js';
 import { requestLog } from './request-log.js';
 import { auditRouter } from './routes/audit.js';
@@ -24,7 +25,22 @@ import { sitesRouter } from './routes/sites.js';
 
 export type { AbortResult, ApiDeps, ApiGuards } from './deps.js';
 
-/** Builds the app; it holds no timers or connections of its own, so closing the HTTP server is all the teardown it needs. */
+/**
+ * The HTTP server's request listener: firmware downloads straight to their plain handler
+ * (firmware-download.ts), everything else to the Express app.
+ */
+export function createRequestListener(deps: ApiDeps): RequestListener {
+  const app = createApp(deps);
+  const downloads = firmwareDownloads({ tokens: deps.tokens, firmware: deps.firmware, logger: deps.logger });
+  return (req, res) => {
+    if (!downloads(req, res)) app(req, res);
+  };
+}
+
+/**
+ * Builds the app (everything but the firmware downloads); it holds no timers or connections of its
+ * own, so closing the HTTP server is all the teardown it needs.
+ */
 export function createApp(deps: ApiDeps): Express {
   const log = deps.logger;
   const app = express();
@@ -43,7 +59,6 @@ export function createApp(deps: ApiDeps): Express {
   app.get('/api/openapi.json', (_req, res) => {
     res.type('application/json').send(openApi);
   });
-  app.use('/firmware', firmwareDownloadRouter({ tokens: deps.tokens, firmware: deps.firmware, logger: log }));
 
   const guards: ApiGuards = {
     authenticate: authenticate(deps.operators, new FailedAuthLimiter()),

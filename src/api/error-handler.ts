@@ -3,6 +3,7 @@
  * AppErrors carry their own status and code; body-parser and router errors are client mistakes with
  * a known status; anything else is a bug, logged with its stack and answered 500 without one.
  */
+import type { ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import { AppError } from '../errors.js';
@@ -63,28 +64,40 @@ export function toErrorAnswer(err: unknown): { status: number; body: ErrorBody }
   return null;
 }
 
+/** Where a failed request came from, for the log line of an error that is not a client's. */
+export interface ErrorContext {
+  reqId: string;
+  method: string | undefined;
+  path: string;
+}
+
+/**
+ * Answers `err` on any Node response (Express's or a plain handler's): the JSON error body with its
+ * status, or 500 and a log line with the stack for a bug. Once the response has started the status
+ * is gone, so the only honest signal left is cutting the connection.
+ */
+export function sendError(logger: Logger, err: unknown, res: ServerResponse, at: ErrorContext): void {
+  if (res.headersSent) {
+    logger.warn({ err, reqId: at.reqId, path: at.path }, 'error after response started');
+    res.destroy();
+    return;
+  }
+  const answer = toErrorAnswer(err);
+  if (!answer) logger.error({ err, ...at }, 'unhandled error in request');
+  const { status, body } = answer ?? {
+    status: 500,
+    body: { error: { code: 'internal', message: 'internal error' } } satisfies ErrorBody,
+  };
+  // Replaces a content type set for the body the route meant to send (e.g. octet-stream).
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.end(JSON.stringify(body));
+}
+
 /** Express error middleware; must be registered last. */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req: Request, res: Response, _next) => {
-    const answer = toErrorAnswer(err);
-    if (res.headersSent) {
-      // Mid-stream failure (e.g. a firmware file vanished while streaming): the status is gone, so the
-      // only honest signal left is cutting the connection.
-      logger.warn({ err, reqId: requestIdOf(res), path: req.path }, 'error after response started');
-      res.destroy();
-      return;
-    }
-    // A route may have set a content type for the body it meant to send (e.g. octet-stream).
-    res.type('application/json');
-    if (answer) {
-      res.status(answer.status).json(answer.body);
-      return;
-    }
-    logger.error(
-      { err, reqId: requestIdOf(res), method: req.method, path: req.path },
-      'unhandled error in request',
-    );
-    res.status(500).json({ error: { code: 'internal', message: 'internal error' } } satisfies ErrorBody);
+    sendError(logger, err, res, { reqId: requestIdOf(res), method: req.method, path: req.path });
   };
 }
 

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createBroker, type EmbeddedBroker } from '../../broker/broker.js';
-import { createApp } from '../api/app.js';
+import { createRequestListener } from '../api/app.js';
 import { AuditLog } from '../audit/audit-log.js';
 import { createMqttAuthenticator } from '../auth/mqtt-auth.js';
 import { BrokerAuthHook } from '../auth/broker-auth-hook.js';
@@ -308,7 +308,7 @@ async function start(
       clock,
       logger: logger.child({ component: 'launcher' }),
     });
-    const app = createApp({
+    const listener = createRequestListener({
       config,
       logger: logger.child({ component: 'api' }),
       operators: new OperatorAuth(config.apiTokens),
@@ -335,7 +335,7 @@ async function start(
         mountQueueDashboard(app, guards, [queue]);
       },
     });
-    const s = serverTls ? https.createServer({ key: serverTls.key, cert: serverTls.cert }, app) : http.createServer(app);
+    const s = serverTls ? https.createServer({ key: serverTls.key, cert: serverTls.cert }, listener) : http.createServer(listener);
     s.keepAliveTimeout = 65_000;
     if (broker) broker.attachWebSocket(s, '/mqtt');
     await new Promise<void>((resolve, reject) => {

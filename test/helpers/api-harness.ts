@@ -4,14 +4,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import type http from 'node:http';
+import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { createApp, type ApiDeps } from '../../src/api/app.js';
+import { createRequestListener, type ApiDeps } from '../../src/api/app.js';
 import { AuditLog } from '../../src/audit/audit-log.js';
 import { OperatorAuth } from '../../src/auth/operator-auth.js';
 import { TokenSigner } from '../../src/auth/tokens.js';
@@ -153,9 +153,10 @@ export class ApiHarness {
 
   /** Another app over the same stores (fresh rate limiter), e.g. with a web dir or a mount hook. */
   async listen(overrides: Partial<ApiDeps>): Promise<string> {
-    const app = createApp({ ...this.deps, ...overrides });
-    const server = await new Promise<http.Server>((resolve, reject) => {
-      const s = app.listen(0, '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve(s)));
+    const server = http.createServer(createRequestListener({ ...this.deps, ...overrides }));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
     });
     this.#servers.push(server);
     return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

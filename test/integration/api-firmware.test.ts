@@ -283,6 +283,54 @@ describe.each([
     expect(d.logText).not.toContain('token=');
   });
 
+  test('answered in front of the app as the API answers: request id, nosniff, one log line; a %-encoded digest and a trailing slash are the same image', async () => {
+    const res = await fetch(url, { headers: { 'x-request-id': 'dl-req.1' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-request-id')).toBe('dl-req.1');
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    await res.arrayBuffer();
+    await waitFor(async () => d.requestLogs().some((l) => l.reqId === 'dl-req.1'), 5000, 'the request log line');
+    expect(d.requestLogs().filter((l) => l.reqId === 'dl-req.1')).toEqual([
+      expect.objectContaining({ method: 'GET', path: `/firmware/${img.sha256}`, status: 200, operator: null }),
+    ]);
+    const q = `?token=${encodeURIComponent(token)}`;
+    const escaped = await fetch(`${d.baseUrl}/firmware/%${img.sha256.charCodeAt(0).toString(16)}${img.sha256.slice(1)}${q}`);
+    expect([escaped.status, (await escaped.arrayBuffer()).byteLength]).toEqual([200, 50_000]);
+    const slash = await fetch(`${d.baseUrl}/firmware/${img.sha256}/${q}`);
+    expect([slash.status, (await slash.arrayBuffer()).byteLength]).toEqual([200, 50_000]);
+  });
+
+  test('a repeated or unknown query parameter → 400 validation_failed; other methods and paths get the app\'s JSON 404', async () => {
+    const q = `token=${encodeURIComponent(token)}`;
+    for (const query of [`${q}&${q}`, `${q}&channel=beta`]) {
+      const res = await call(d.baseUrl, 'GET', `/firmware/${img.sha256}?${query}`);
+      expect([res.status, res.body.error.code]).toEqual([400, 'validation_failed']);
+      expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    }
+    const bad = await call(d.baseUrl, 'GET', `/firmware/%zz?${q}`);
+    expect([bad.status, bad.body.error.code]).toEqual([404, 'firmware_not_found']);
+    for (const [method, path] of [
+      ['POST', `/firmware/${img.sha256}?${q}`],
+      ['DELETE', `/firmware/${img.sha256}?${q}`],
+      ['GET', `/firmware/${img.sha256}/more?${q}`],
+      ['GET', '/firmware'],
+    ]) {
+      const res = await call(d.baseUrl, method, path);
+      expect([method, path, res.status, res.body.error.code]).toEqual([method, path, 404, 'not_found']);
+    }
+  });
+
+  test('a store that fails → 500 internal, logged with its stack, nothing of it in the answer', async () => {
+    const failing = Object.create(d.deps.firmware, {
+      image: { value: () => Promise.reject(new Error('image index unreadable')) },
+    }) as typeof d.deps.firmware;
+    const base = await d.listen({ firmware: failing });
+    const res = await call(base, 'GET', `/firmware/${img.sha256}?token=${encodeURIComponent(token)}`);
+    expect([res.status, res.body]).toEqual([500, { error: { code: 'internal', message: 'internal error' } }]);
+    const logged = d.logs.find((l) => l.msg === 'unhandled error in request' && l.path === `/firmware/${img.sha256}`);
+    expect((logged?.err as { stack?: string } | undefined)?.stack).toContain('image index unreadable');
+  });
+
   test('a deleted image → 404 at once, though it was just downloaded', async () => {
     expect((await fetch(url)).status).toBe(200);
     const del = await call(d.baseUrl, 'DELETE', `/api/firmware/${img.sha256}`, { token: OPERATOR_TOKEN });
