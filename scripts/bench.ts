@@ -17,7 +17,7 @@ import { brokerCeiling, bullmqCeiling } from './lib/bench-ceilings.js';
 import { startCluster, type Cluster } from './lib/bench-cluster.js';
 import { FIGURES, ratios, STATUS_P99_TARGET_MS, summarize, summaryLines, targets, type FigureName, type RunFigures, type Summary } from './lib/bench-figures.js';
 import { allocatedBytes, sampleAllocations } from './lib/bench-inspector.js';
-import { imageVersion, launchRate, statusLatency, throughput, uploadImage } from './lib/bench-phases.js';
+import { imageVersion, inflightMemory, launchRate, statusLatency, throughput, uploadImage } from './lib/bench-phases.js';
 import { machineInfo, settle } from './lib/bench-proc.js';
 import { round, spread } from './lib/bench-stats.js';
 import { JobWatcher } from './lib/bench-watcher.js';
@@ -71,14 +71,14 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
     const launchImage = await uploadImage(c, 'v9.00');
 
     const warmDevices = c.targets.slice(0, Math.min(args.warmupDevices, c.targets.length));
-    const warm = await throughput(c, watcher, warmDevices, await image(), Math.min(warmDevices.length, concurrency));
+    const warm = await throughput(c, watcher, warmDevices, await image());
     if (!args.quick) await launchRate(c, c.targets, launchImage, Math.min(4, args.launchClients), WARMUP_LAUNCHES, args.launchDevices);
     log(`  warm-up: ${warm.executions} executions in ${Math.round(warm.wallMs)} ms (not counted)`);
     await quiet(c);
 
     const measured = await image();
     const { result: t, allocated } = await withAllocationProfiles(c, args.allocProfileDir, `${mode}-run${run}`, () =>
-      throughput(c, watcher!, c.targets, measured, Math.min(c.targets.length, concurrency)),
+      throughput(c, watcher!, c.targets, measured),
     );
     log(
       `  throughput: ${t.executions} executions, ${JSON.stringify(t.states)}, wall ${Math.round(t.wallMs)} ms, ` +
@@ -109,6 +109,11 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
     const L = await launchRate(c, c.targets, launchImage, args.launchClients, args.launches, args.launchDevices);
     log(`  launch: ${L.launches} jobs of ${args.launchDevices} devices from ${L.clients} clients: p50 ${L.p50Ms.toFixed(1)} ms, p99 ${L.p99Ms.toFixed(1)} ms, ${Math.round(L.perSec)} jobs/s`);
 
+    // Twice the worker's concurrency: devices enough for the worker to fill every slot at once.
+    const memoryDevices = c.targets.slice(0, Math.min(c.targets.length, 2 * concurrency));
+    const rssPerInflightKb = await inflightMemory(c, watcher, memoryDevices, await image(), Math.min(memoryDevices.length, concurrency));
+    await quiet(c);
+
     const bull = await bullmqCeiling(c, args.ceilingJobs, concurrency);
     const raw = await brokerCeiling(c, args.ceilingSec);
     log(`  ceilings: BullMQ ${Math.round(bull)} empty jobs/s; broker ${Math.round(raw)} msgs/s raw`);
@@ -117,7 +122,7 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
     const rssSite = kb(c.rssWithFleet.service - c.rssBeforeFleet.service);
     const rssSiteRaw = kb(c.rssWithFleet.raw - c.rssBeforeFleet.raw);
     const rssSiteBroker = rssSite + kb(c.rssWithFleet.broker - c.rssBeforeFleet.broker);
-    log(`  memory: service ${rssSite.toFixed(1)} KB per site after a full GC (${rssSiteRaw.toFixed(1)} KB as found)${c.brokerPid ? ` (+ mosquitto: ${rssSiteBroker.toFixed(1)} KB)` : ''}, ${t.rssPerInflightKb.toFixed(1)} KB per in-flight execution; fleet connected at ${Math.round(args.sites / (c.connectMs / 1000))}/s`);
+    log(`  memory: service ${rssSite.toFixed(1)} KB per site after a full GC (${rssSiteRaw.toFixed(1)} KB as found)${c.brokerPid ? ` (+ mosquitto: ${rssSiteBroker.toFixed(1)} KB)` : ''}, ${rssPerInflightKb.toFixed(1)} KB per in-flight execution; fleet connected at ${Math.round(args.sites / (c.connectMs / 1000))}/s`);
     return {
       execPerSec: t.execPerSec,
       execPerSecOverall: t.execPerSecOverall,
@@ -143,7 +148,7 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
       rssPerSiteKb: rssSite,
       rssPerSiteWithBrokerKb: rssSiteBroker,
       rssPerSiteRawKb: rssSiteRaw,
-      rssPerInflightKb: t.rssPerInflightKb,
+      rssPerInflightKb,
       connectPerSec: args.sites / (c.connectMs / 1000),
       deliveriesPerExec: t.deliveriesPerExec,
       bullmqEmptyJobsPerSec: bull,
