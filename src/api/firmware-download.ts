@@ -33,8 +33,8 @@ const DOWNLOAD_TARGET_RE = /^\/firmware\/([^/?]+)\/?(?:\?(.*))?$/;
  * (any other path or method) to the app. Every device of a job downloads once, each on a new
  * connection, in the process that also runs the embedded broker: without Express's router and
  * request/response extensions a 128 KB download costs that process about half the CPU
- * (`npm run bench:download`: 196 µs against 416 µs). Answers as the API does: the request log line, `X-Request-Id`, `nosniff`,
- * JSON errors (error-handler.ts).
+ * (`npm run bench:download`: 196 µs against 416 µs). Answers as the API does: the request log
+ * line, `X-Request-Id`, `nosniff`, JSON errors (error-handler.ts).
  */
 export function firmwareDownloads(
   deps: FirmwareDownloadDeps,
