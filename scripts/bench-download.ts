@@ -15,18 +15,13 @@ import path from 'node:path';
 import { TokenSigner } from '../src/auth/tokens.js';
 import { procSample } from './lib/bench-proc.js';
 import { formatSpread, round, spread } from './lib/bench-stats.js';
+import { positiveIntFlag } from './lib/int-flag.js';
 import { fleetflashProcess, freePort, volatileRedisServer } from './lib/processes.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  const value = i === -1 ? fallback : Number(process.argv[i + 1]);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer`);
-  return value;
-};
-const downloads = arg('downloads', 5000);
-const rounds = arg('rounds', 5);
-const concurrency = arg('concurrency', 200);
-const sizeKb = arg('size-kb', 128);
+const downloads = positiveIntFlag('downloads', 5000);
+const rounds = positiveIntFlag('rounds', 5);
+const concurrency = positiveIntFlag('concurrency', 200);
+const sizeKb = positiveIntFlag('size-kb', 128);
 
 /** One download on a new connection; rejects unless it is a 200 with exactly `size` bytes. */
 function download(url: string, size: number, agent: http.Agent): Promise<void> {

@@ -11,20 +11,15 @@ import os from 'node:os';
 import mqemitter from 'mqemitter';
 import { SubscriptionTrie } from '../broker/subscription-trie.js';
 import { formatSpread, round, spread } from './lib/bench-stats.js';
+import { positiveIntFlag } from './lib/int-flag.js';
 
 interface Matcher {
   add(filter: string, value: unknown): unknown;
   match(topic: string): unknown[];
 }
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  const value = i === -1 ? fallback : Number(process.argv[i + 1]);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer`);
-  return value;
-};
-const sites = arg('sites', 10_000);
-const rounds = arg('rounds', 7);
+const sites = positiveIntFlag('sites', 10_000);
+const rounds = positiveIntFlag('rounds', 7);
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with node --expose-gc (npm run bench:matcher does)');
 
