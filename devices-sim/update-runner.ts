@@ -196,7 +196,7 @@ export class UpdateRunner {
     this.progress('rebooting', 0);
     if (device.service === 'platform') {
       this.setGx(FIRMWARE_STATE.rebooting, 100);
-      const back = await this.host.rebootPlatform(ctx.time.ms(ctx.durations.gxRebootSec) * exec.plan.pace, comesBack, () => {
+      const back = await this.host.rebootPlatform(this.pacedMs(ctx.durations.gxRebootSec), comesBack, () => {
         this.applyVersion(bootVersion);
         device.reboot();
         device.firmwareState = FIRMWARE_STATE.idle;
@@ -212,7 +212,7 @@ export class UpdateRunner {
       this.lose();
       return;
     }
-    await ctx.scheduler.sleep(ctx.time.ms(ctx.durations.productRebootSec) * exec.plan.pace);
+    await ctx.scheduler.sleep(this.pacedMs(ctx.durations.productRebootSec));
     this.applyVersion(bootVersion);
     device.reboot();
     device.online = true;
@@ -224,12 +224,20 @@ export class UpdateRunner {
   private async timed(phase: DevicePhase, seconds: number, f0 = 0, f1 = 1): Promise<void> {
     const [from, to] = PHASE_BANDS[phase];
     const steps = Math.max(1, Math.ceil(((to - from) * (f1 - f0)) / PROGRESS_STEP - 1e-9));
-    const stepMs = (this.ctx.time.ms(seconds) * this.exec.plan.pace) / steps;
+    const stepMs = this.pacedMs(seconds) / steps;
     for (let i = 1; i <= steps; i++) {
       await this.ctx.scheduler.sleep(stepMs);
       this.stopIfEnded();
       this.progress(phase, f0 + ((f1 - f0) * i) / steps);
     }
+  }
+
+  /**
+   * Real milliseconds of `seconds` of this install's work: time-scaled, at its own pace (plan.pace).
+   * The protocol's and the network's timers (stall, retry back-off) use `ctx.time.ms` unpaced.
+   */
+  private pacedMs(seconds: number): number {
+    return this.ctx.time.ms(seconds) * this.exec.plan.pace;
   }
 
   /** Stops the flow (see {@link UpdateEndedError}) when the update was ended while it waited. */
