@@ -42,6 +42,7 @@ import {
 import { ConnectRateLimiter } from './connect-rate-limiter.js';
 import { ExpiryTimers } from './expiry-timers.js';
 import { GuardedAedes, type DeliverFunc } from './guarded-aedes.js';
+import { dedupeOverlapsOnly } from './overlap-dedupe.js';
 import { guardSocket, PacketSizeGuard, type FrameViolation } from './packet-size-guard.js';
 import { forgetConnectPacket, ownWillPayload, useParserBytes } from './parser-buffer.js';
 import { indexedMemoryPersistence, retainedMessageCount } from './retained-index.js';
@@ -201,6 +202,7 @@ export async function createBroker(options: BrokerOptions): Promise<EmbeddedBrok
   }
 
   aedes.preConnect = (client, packet, callback) => {
+    dedupeOverlapsOnly(client);
     forgetConnectPacket(client);
     if (packet.will) {
       ownWillPayload(packet.will);

@@ -29,38 +29,6 @@ export interface BrokerClusterBackend {
 /** mqemitter-redis with a channel prefix (its `MQEmitterRedisPrefix`, not in its typings). */
 type PrefixedEmitterCtor = new (prefix: string, options: object) => NonNullable<AedesOptions['mq']>;
 
-/** The fields of an aedes packet that its per-client dedupe reads. */
-interface CountedPacket {
-  brokerId?: string;
-  brokerCounter?: number;
-}
-
-/**
- * Makes the `brokerCounter` of this broker's packets strictly increase in the order they are emitted.
- *
- * aedes drops, per subscriber, any packet whose counter is not above the last one it delivered from the
- * same broker (lib/client.js `dedupe`). The counter is assigned when a PUBLISH arrives, but a retained
- * PUBLISH is emitted only after its Redis write (`storeRetained`), so packets published meanwhile
- * overtake it and it reaches nobody: a site's retained Serial vanished this way under load, and with it
- * the site (moscajs/aedes#955). Re-stamping at emit time restores the order aedes relies on; counters
- * stay unique per broker id, which its persistence keys need.
- */
-export function orderedEmitter<T extends { emit: (packet: never, cb?: (err?: Error) => void) => unknown }>(
-  mq: T,
-  brokerId: string,
-): T {
-  const emit = mq.emit.bind(mq) as (packet: CountedPacket, cb?: (err?: Error) => void) => unknown;
-  let last = 0;
-  (mq as unknown as { emit: typeof emit }).emit = (packet, cb) => {
-    if (packet.brokerId === brokerId && typeof packet.brokerCounter === 'number') {
-      if (packet.brokerCounter <= last) packet.brokerCounter = last + 1;
-      last = packet.brokerCounter;
-    }
-    return emit(packet, cb);
-  };
-  return mq;
-}
-
 /**
  * Kept out of the emitter's auto-pipelining (mqemitter-redis turns it on for both its connections).
  * ioredis means to send no subscription command through a pipeline, but its list spells PUNSUBSCRIBE
@@ -72,26 +40,24 @@ export function orderedEmitter<T extends { emit: (packet: never, cb?: (err?: Err
 const UNSUBSCRIBE_COMMANDS = ['punsubscribe', 'sunsubscribe'];
 
 /**
- * The emitter alone: mqemitter-redis on the Redis `options` point to, channels under `namespace`,
- * packets ordered for `brokerId`. Its own `close()` does nothing (see below); `close` here shuts it.
+ * The emitter alone: mqemitter-redis on the Redis `options` point to, channels under `namespace`.
+ * Its own `close()` does nothing (see below); `close` here shuts it.
  * Its two connections (publishing, subscribed) never write: `replicas` moves them after a failover
  * behind one endpoint (replica-watch.ts).
  */
 export function createClusterEmitter(
   options: RedisOptions,
   namespace: string,
-  brokerId: string,
   logger: Logger,
   replicas?: ReplicaWatch,
 ): { mq: BrokerClusterBackend['mq']; close(): Promise<void> } {
   const Prefixed = (MQEmitterRedis as unknown as { MQEmitterRedisPrefix: PrefixedEmitterCtor })
     .MQEmitterRedisPrefix;
-  const inner = new Prefixed(namespace, { ...options, autoPipeliningIgnoredCommands: UNSUBSCRIBE_COMMANDS });
+  const mq = new Prefixed(namespace, { ...options, autoPipeliningIgnoredCommands: UNSUBSCRIBE_COMMANDS });
   // Its local subscribers in the broker's compact index, as in a single broker (subscription-trie.ts).
   // mqemitter-redis reads the matcher once more itself, for an array's truthiness when it unsubscribes.
-  useSubscriptionTrie(inner);
-  const mq = orderedEmitter(inner, brokerId);
-  const { pubConn, subConn } = inner as unknown as Record<'pubConn' | 'subConn', Reconnectable>;
+  useSubscriptionTrie(mq);
+  const { pubConn, subConn } = mq as unknown as Record<'pubConn' | 'subConn', Reconnectable>;
   // Its close() waits for both to end, also when one is waiting to reconnect (redis-disconnect.ts).
   for (const conn of [pubConn, subConn]) endOnDisconnect(conn);
   const unfollow = [pubConn, subConn].map((conn) => replicas?.follow(conn));
@@ -114,17 +80,16 @@ export function createClusterEmitter(
   };
 }
 
-/** Opens the persistence and the emitter on the Redis `options` point to, under `<prefix>:mqtt:`, for the broker `brokerId`. */
+/** Opens the persistence and the emitter on the Redis `options` point to, under `<prefix>:mqtt:`. */
 export function createBrokerClusterBackend(
   options: RedisOptions,
   prefix: string,
-  brokerId: string,
   logger: Logger,
   replicas?: ReplicaWatch,
 ): BrokerClusterBackend {
   const namespace = `${prefix}:mqtt:`;
   const persistence = aedesPersistenceRedis({ conn: persistenceConnection(options, namespace, logger) });
-  const { mq, close: closeEmitter } = createClusterEmitter(options, namespace, brokerId, logger, replicas);
+  const { mq, close: closeEmitter } = createClusterEmitter(options, namespace, logger, replicas);
   return {
     persistence,
     mq,

@@ -188,7 +188,7 @@ async function start(
     const brokerId = config.brokerId ?? randomUUID();
     const cluster =
       config.brokerCluster === 'redis'
-        ? createBrokerClusterBackend(redisOptions, config.queuePrefix, brokerId, logger.child({ component: 'broker-cluster' }), replicas)
+        ? createBrokerClusterBackend(redisOptions, config.queuePrefix, logger.child({ component: 'broker-cluster' }), replicas)
         : null;
     if (cluster) closers.push(() => cluster.close());
     broker = await createBroker({

@@ -9,15 +9,10 @@
  * executions started ~0.8 s later than without them (10,000-site bench). Published as the server,
  * each is stored and routed like a client's publish, without the round trip.
  *
- * Only retained records, and only with the in-memory store. aedes drops a delivery whose broker
- * counter is below one the subscriber already got (its cluster de-duplication), so deliveries must
- * reach subscribers in counter order. A counter is assigned when a publish enters aedes; a retained
- * publish then waits one microtask more than a non-retained one (the retained store), so a log line
- * published in-process right after a record would overtake it and the record would be dropped.
- * Retained publishes all take the same steps, so among themselves they stay in order; with the
- * in-memory store they are routed within the task that published them, before aedes reads any
- * client packet that could carry a later counter. Log lines keep going through the client. A
- * clustered store answers over Redis, later than that: there every record goes through the client.
+ * Only retained records, and only with the in-memory store; log lines and records in a cluster keep
+ * going through the client. That split was once needed for aedes' de-duplication, which dropped a
+ * delivery routed out of number order; the broker now drops only true duplicates (overlap-dedupe.ts),
+ * so the split stands only as the path measured so far.
  */
 import type { Aedes, PublishPacket } from 'aedes';
 

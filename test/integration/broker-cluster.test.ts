@@ -29,7 +29,6 @@ beforeAll(() => {
   const emitter = createClusterEmitter(
     redisOptionsFromUrl('redis://127.0.0.1:6379'),
     `${prefix}:mqtt:`,
-    'broker-test',
     pino({ level: 'silent' }),
   );
   mq = emitter.mq as unknown as Emitter;

@@ -122,7 +122,6 @@ test("the broker cluster's emitter closes when Redis went away (both its connect
   const { close } = createClusterEmitter(
     { port, host: '127.0.0.1', ...SLOW_RETRY },
     `ff-disc-${port}:`,
-    'b1',
     logger,
     replicas,
   );
