@@ -60,7 +60,7 @@ export function canPublish(p: Principal, topic: string): boolean {
     case 'service':
       return true;
     case 'site':
-      for (const allowed of sitePublishFilters(p)) if (topicMatches(allowed, topic)) return true;
+      for (const area of sitePublishAreas(p)) if (withinArea(topic, area)) return true;
       return false;
     case 'browser':
       return false;
@@ -140,7 +140,7 @@ export function clientIdAllowed(p: Principal, clientId: string): boolean {
  * no wildcards ([MQTT-3.3.2-2], [MQTT-4.7.1-1]).
  */
 export function isTopicName(topic: string): boolean {
-  return topic.length > 0 && !/[+#]/.test(topic) && !topic.includes('\u0000');
+  return topic.length > 0 && !topic.includes('+') && !topic.includes('#') && !topic.includes('\u0000');
 }
 
 /**
@@ -159,16 +159,28 @@ export function isTopicFilter(filter: string): boolean {
 // The allowed areas below are built from ids that end up inside topic filters, so each id is checked
 // first: a principal whose "portal id" were `+` would otherwise be granted `N/+/#`.
 
-/** Publish areas per site principal, built once per connection: the ACL checks every PUBLISH. */
+/**
+ * Publish areas per site principal, built once per connection: the ACL checks every PUBLISH. Each is
+ * the filter `<area>/#` kept as its prefix `<area>/`, matched by {@link withinArea}.
+ */
 const publishAreas = new WeakMap<Principal, string[]>();
 
-function sitePublishFilters(p: Extract<Principal, { kind: 'site' }>): string[] {
+function sitePublishAreas(p: Extract<Principal, { kind: 'site' }>): string[] {
   let areas = publishAreas.get(p);
   if (!areas) {
-    areas = isPortalId(p.portalId) ? [`N/${p.portalId}/#`, `P/${p.portalId}/out/#`] : [];
+    areas = isPortalId(p.portalId) ? [`N/${p.portalId}/`, `P/${p.portalId}/out/`] : [];
     publishAreas.set(p, areas);
   }
   return areas;
+}
+
+/**
+ * True when `topic` matches the filter `<area>/#`, given as `prefix` = `<area>/`: the topic is the
+ * area itself or lies below it ([MQTT-4.7.1-2]: `sport/#` also matches `sport`). The same answer as
+ * `topicMatches` for such a filter, as two string comparisons: a site's every PUBLISH is checked here.
+ */
+function withinArea(topic: string, prefix: string): boolean {
+  return topic.startsWith(prefix) || (topic.length === prefix.length - 1 && prefix.startsWith(topic));
 }
 
 /** The filters `p` may subscribe within ({@link canSubscribe}) and receive from ({@link canReceive}); null: anything. */

@@ -2,15 +2,18 @@
  * The broker's topic ACL, table-driven: every kind of client × every topic family × publish/subscribe,
  * with wildcard filters. Each row lists who is allowed; everyone else must be refused.
  */
+import fc from 'fast-check';
 import {
   canPublish,
   canReceive,
   canRetain,
   canSubscribe,
   clientIdAllowed,
+  isTopicName,
   siteClientId,
   type Principal,
 } from '../../broker/acl.js';
+import { topicMatches } from '../../src/protocol/topics.js';
 
 const A = 'c0619ab1d2e3';
 const B = 'd41d8cd98f00';
@@ -60,11 +63,42 @@ describe('canPublish', () => {
     [`N/${A}/bad\u0000name`, []],
     // Anything else: the service only
     ['somewhere/else', ['service']],
+    // An area's own topic is in it (`N/<id>/#` matches `N/<id>`); a topic that only starts like it is not
     [`N/${A}`, ['service', 'siteA']],
+    [`P/${A}/out`, ['service', 'siteA']],
+    [`P/${A}/outbox/rpc-1`, ['service']],
+    [`P/${A}/ou`, ['service']],
+    [`N/${A}0/system/0/Serial`, ['service']],
+    [`N/${A}/`, ['service', 'siteA']],
   ];
 
   it.each(cases(rows))('%s publishing on %j → %s', (who, topic, expected) => {
     expect(canPublish(principals[who], topic)).toBe(expected);
+  });
+
+  it("lets a site publish exactly where its areas' filters match (N/<id>/#, P/<id>/out/#)", () => {
+    const level = fc.constantFrom(
+      'N',
+      'P',
+      'R',
+      'out',
+      'outbox',
+      'ou',
+      A,
+      `${A}0`,
+      A.slice(0, 11),
+      B,
+      '',
+      'x',
+    );
+    const topic = fc.array(level, { minLength: 1, maxLength: 5 }).map((levels) => levels.join('/'));
+    fc.assert(
+      fc.property(topic, (t) => {
+        const expected = isTopicName(t) && [`N/${A}/#`, `P/${A}/out/#`].some((f) => topicMatches(f, t));
+        expect(canPublish(principals.siteA, t)).toBe(expected);
+      }),
+      { numRuns: 5000 },
+    );
   });
 });
 
