@@ -24,8 +24,12 @@ export interface FirmwareDownloadDeps {
   logger: Logger;
 }
 
-/** `/firmware/<one segment>[/][?query]`: the requests {@link firmwareDownloads} answers. */
-const DOWNLOAD_TARGET_RE = /^\/firmware\/([^/?]+)\/?(?:\?(.*))?$/;
+/**
+ * `/firmware/<one segment>[/][?query]`: the requests {@link firmwareDownloads} answers, in origin
+ * form or in absolute form (`http://host/firmware/…`, which a server must accept: RFC 9112 §3.2.2;
+ * a device behind a proxy may send it, and the app's router took it before downloads left Express).
+ */
+const DOWNLOAD_TARGET_RE = /^(?:[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*)?\/firmware\/([^/?]+)\/?(?:\?(.*))?$/;
 
 /**
  * The download endpoint as a plain Node request listener, in front of the Express app: it answers

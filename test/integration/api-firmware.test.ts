@@ -300,6 +300,22 @@ describe.each([
     expect([slash.status, (await slash.arrayBuffer()).byteLength]).toEqual([200, 50_000]);
   });
 
+  test('an absolute-form request line (as through a proxy) is the same download', async () => {
+    const { hostname, port } = new URL(d.baseUrl);
+    // node:http puts `path` on the request line as it is: here the whole URL (RFC 9112 §3.2.2).
+    const got = await new Promise<{ status: number; bytes: Buffer }>((resolve, reject) => {
+      const req = http.request({ hostname, port, path: url, method: 'GET' }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes: Buffer.concat(chunks) }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(got.status).toBe(200);
+    expect(got.bytes.equals(img.bytes)).toBe(true);
+  });
+
   test('a repeated or unknown query parameter → 400 validation_failed; other methods and paths get the app\'s JSON 404', async () => {
     const q = `token=${encodeURIComponent(token)}`;
     for (const query of [`${q}&${q}`, `${q}&channel=beta`]) {
