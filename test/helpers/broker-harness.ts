@@ -25,6 +25,26 @@ export interface LogLine {
 
 export const WARN = 40;
 
+/** The service's login (`svc` / `svc-secret`), as the broker tests use it. */
+export const SERVICE_ACCOUNT: Account = {
+  password: 'svc-secret',
+  principal: () => ({ kind: 'service', name: 'worker' }),
+};
+
+/** A browser's login (`token-1`, subject alice, a viewer) for `jobs`, valid for an hour from CONNECT. */
+export function viewerAccount(jobs: '*' | string[]): Account {
+  return {
+    password: 'token-1',
+    principal: () => ({
+      kind: 'browser',
+      subject: 'alice',
+      role: 'viewer',
+      jobs,
+      expiresAt: Date.now() + 3_600_000,
+    }),
+  };
+}
+
 /** The broker plus what a test needs around it. */
 export class BrokerHarness {
   readonly logs: LogLine[] = [];

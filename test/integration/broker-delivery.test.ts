@@ -13,10 +13,15 @@
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { Redis } from 'ioredis';
-import type { Principal } from '../../broker/acl.js';
 import { createBrokerClusterBackend, type BrokerClusterBackend } from '../../src/service/broker-cluster.js';
 import { redisOptionsFromUrl } from '../../src/store/redis-connection.js';
-import { BrokerHarness, MessageLog, type Account } from '../helpers/broker-harness.js';
+import {
+  BrokerHarness,
+  MessageLog,
+  SERVICE_ACCOUNT,
+  viewerAccount,
+  type Account,
+} from '../helpers/broker-harness.js';
 import { deleteKeys } from '../helpers/redis-keys.js';
 
 const B = 'd41d8cd98f00';
@@ -24,19 +29,7 @@ const JOB = 'j0000000001';
 const DEVICES = `fleetflash/jobs/${JOB}/devices`;
 const REDIS_URL = 'redis://127.0.0.1:6379';
 
-const accounts: Record<string, Account> = {
-  svc: { password: 'svc-secret', principal: (): Principal => ({ kind: 'service', name: 'worker' }) },
-  viewer: {
-    password: 'token-1',
-    principal: (): Principal => ({
-      kind: 'browser',
-      subject: 'alice',
-      role: 'viewer',
-      jobs: [JOB],
-      expiresAt: Date.now() + 3_600_000,
-    }),
-  },
-};
+const accounts: Record<string, Account> = { svc: SERVICE_ACCOUNT, viewer: viewerAccount([JOB]) };
 
 describe.each(['in memory', 'clustered on Redis'] as const)('a broker %s delivers', (kind) => {
   let h: BrokerHarness;

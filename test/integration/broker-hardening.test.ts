@@ -13,7 +13,7 @@ import { WebSocket } from 'ws';
 import type { Principal } from '../../broker/acl.js';
 import { ParserBytes } from '../../broker/parser-buffer.js';
 import type { MqttClient } from '../../src/mqtt/connect.js';
-import { BrokerHarness, type Account } from '../helpers/broker-harness.js';
+import { BrokerHarness, SERVICE_ACCOUNT, viewerAccount, type Account } from '../helpers/broker-harness.js';
 import { makeSelfSignedCert } from '../helpers/self-signed-cert.js';
 import { siteConnect } from '../helpers/site-connect.js';
 
@@ -21,18 +21,9 @@ const A = 'c0619ab1d2e3';
 const MAX_PACKET = 4096;
 
 const accounts: Record<string, Account> = {
-  svc: { password: 'svc-secret', principal: (): Principal => ({ kind: 'service', name: 'worker' }) },
+  svc: SERVICE_ACCOUNT,
   [A]: { password: 'secret-a', principal: (): Principal => ({ kind: 'site', portalId: A }) },
-  viewer: {
-    password: 'token-1',
-    principal: (): Principal => ({
-      kind: 'browser',
-      subject: 'alice',
-      role: 'viewer',
-      jobs: '*',
-      expiresAt: Date.now() + 3_600_000,
-    }),
-  },
+  viewer: viewerAccount('*'),
 };
 
 const connectPacket = mqttPacket.generate(siteConnect(A, 'secret-a'));
