@@ -86,6 +86,8 @@ export interface ThroughputResult {
   peakInflight: number;
   /** MQTT deliveries per execution: messages the sites sent and received, plus the browser's. */
   deliveriesPerExec: number;
+  /** The same by who sent or got them, per execution. */
+  deliveriesSplit: string;
   /** Those deliveries per second of wall time. */
   deliveriesPerSec: number;
   /** Redis commands per execution (INFO commandstats; a Lua script counts once, plus what it calls), and the top five. */
@@ -195,7 +197,9 @@ export async function throughput(
   const p90 = percentile(finished, 90);
   const n = execs.length;
   const calls = [...after.redisCalls].map(([cmd, v]) => [cmd, (v - (before.redisCalls.get(cmd) ?? 0)) / n] as const).sort((a, b) => b[1] - a[1]);
-  const deliveries = after.sim.published - before.sim.published + (after.sim.received - before.sim.received) + browserMessages;
+  const sitesSent = after.sim.published - before.sim.published;
+  const sitesGot = after.sim.received - before.sim.received;
+  const deliveries = sitesSent + sitesGot + browserMessages;
   return {
     executions: n,
     states,
@@ -210,6 +214,7 @@ export async function throughput(
     simCpuMsPerExec: (after.sim.cpuUs - before.sim.cpuUs) / 1000 / n,
     peakInflight,
     deliveriesPerExec: deliveries / n,
+    deliveriesSplit: `sites sent ${(sitesSent / n).toFixed(1)}, sites got ${(sitesGot / n).toFixed(1)}, browser got ${(browserMessages / n).toFixed(1)}`,
     deliveriesPerSec: deliveries / (wallMs / 1000),
     redisCallsPerExec: calls.reduce((a, [, v]) => a + v, 0),
     redisTop: calls.slice(0, 6).map(([cmd, v]) => `${cmd} ${v.toFixed(1)}`).join(', '),
