@@ -11,29 +11,22 @@ import mqttPacket from 'mqtt-packet';
 import { WebSocket } from 'ws';
 import type { Principal } from '../../broker/acl.js';
 import type { MqttClient } from '../../src/mqtt/connect.js';
-import { BrokerHarness, MessageLog, type Account } from '../helpers/broker-harness.js';
+import { BrokerHarness, MessageLog, SERVICE_ACCOUNT, viewerAccount, type Account } from '../helpers/broker-harness.js';
 
 const A = 'c0619ab1d2e3';
 const B = 'd41d8cd98f00';
 const JOB = 'j0000000001';
 const OTHER_JOB = 'j0000000002';
-const HOUR_MS = 3_600_000;
 
 function account(password: string, principal: () => Principal): Account {
   return { password, principal };
 }
 
 const accounts: Record<string, Account> = {
-  svc: account('svc-secret', () => ({ kind: 'service', name: 'worker' })),
+  svc: SERVICE_ACCOUNT,
   [A]: account('secret-a', () => ({ kind: 'site', portalId: A })),
   [B]: account('secret-b', () => ({ kind: 'site', portalId: B })),
-  viewer: account('token-1', () => ({
-    kind: 'browser',
-    subject: 'alice',
-    role: 'viewer',
-    jobs: [JOB],
-    expiresAt: Date.now() + HOUR_MS,
-  })),
+  viewer: viewerAccount([JOB]),
   shortlived: account('token-2', () => ({
     kind: 'browser',
     subject: 'bob',

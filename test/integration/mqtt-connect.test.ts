@@ -1,8 +1,6 @@
-import { BrokerHarness, type Account } from '../helpers/broker-harness.js';
+import { BrokerHarness, SERVICE_ACCOUNT, type Account } from '../helpers/broker-harness.js';
 
-const accounts: Record<string, Account> = {
-  svc: { password: 'svc-secret', principal: () => ({ kind: 'service', name: 'worker' }) },
-};
+const accounts: Record<string, Account> = { svc: SERVICE_ACCOUNT };
 
 describe('connectMqtt', () => {
   let h: BrokerHarness;
