@@ -75,10 +75,21 @@ interface SiteView {
   products: Map<string, Partial<Record<InventoryPath, unknown>>>;
 }
 
+/** A product whose changed values wait to be applied. */
+interface QueuedChange {
+  portalId: string;
+  service: string;
+  instance: number;
+}
+
 export class FleetMonitor {
   private readonly sites = new Map<string, SiteView>();
-  /** Product changes waiting to be applied, per `<portalId>/<service>/<instance>` (see changeSoon). */
-  private readonly changes = new Map<string, { again: boolean; done: Promise<void> }>();
+  /** Products whose changes wait for the next batch, by `<portalId>/<service>/<instance>` (see changeSoon). */
+  private queued = new Map<string, QueuedChange>();
+  /** Settles once the next batch (the one `queued` goes into) has been applied; null when none is scheduled. */
+  private nextBatch: Promise<void> | null = null;
+  /** The batch scheduled last: the next one starts after it. */
+  private lastBatch: Promise<void> = Promise.resolve();
   /** Handlers (and inventory requests) still running: {@link stop} lets them finish. */
   private readonly inFlight = new Set<Promise<void>>();
   private readonly onMessage = (topic: string, payload: Buffer) => {
@@ -266,42 +277,49 @@ export class FleetMonitor {
    * Applies a product's changed values once the messages that arrived with them are in: a product
    * leaving the bus sends `Connected` 0 and then an empty payload on every one of its topics, and
    * coming back every topic again, each otherwise a read, a write and a retained publish of its own
-   * (and racing each other). Changes arriving while one is being applied are applied together after
-   * it, so the last one always lands.
+   * (and racing each other). The changes of every product that arrive in one event-loop iteration are
+   * applied as one batch (one read and one write in Redis for all of them: at fleet scale hundreds of
+   * products reboot each second). Changes arriving while a batch is being applied go into the next
+   * one, which starts after it, so the last one always lands.
    */
   private changeSoon(portalId: string, service: string, instance: number): Promise<void> {
-    const key = `${portalId}/${service}/${instance}`;
-    const pending = this.changes.get(key);
-    if (pending) {
-      pending.again = true;
-      return pending.done;
-    }
-    const entry = { again: true, done: Promise.resolve() };
-    this.changes.set(key, entry);
-    entry.done = (async () => {
-      try {
+    this.queued.set(`${portalId}/${service}/${instance}`, { portalId, service, instance });
+    if (!this.nextBatch) {
+      const previous = this.lastBatch;
+      this.nextBatch = this.lastBatch = (async () => {
+        await previous;
         await new Promise((resolve) => setImmediate(resolve));
-        while (entry.again) {
-          entry.again = false;
-          const values = this.site(portalId).products.get(`${service}/${instance}`);
-          if (values) await this.applyChange(portalId, service, instance, values);
+        const batch = [...this.queued.values()];
+        this.queued = new Map();
+        this.nextBatch = null;
+        try {
+          await this.applyChanges(batch);
+        } catch (err) {
+          // Logged once for the batch, not once per message waiting on it.
+          this.logger.error({ err, products: batch.length }, 'fleet monitor failed to apply product changes');
         }
-      } finally {
-        this.changes.delete(key);
-      }
-    })();
-    return entry.done;
+      })();
+    }
+    return this.nextBatch;
   }
 
-  private async applyChange(portalId: string, service: string, instance: number, values: Partial<Record<InventoryPath, unknown>>): Promise<void> {
-    const deviceId = formatDeviceId({ portalId, service: service as ServiceType, instance });
-    const cur = await this.devices.get(deviceId);
-    if (!cur) return;
-    const rec = this.toRecord(portalId, cur.service, instance, values, this.site(portalId).online, new Date().toISOString(), new Map([[deviceId, cur]]));
-    if (!rec || (rec.version === cur.version && rec.online === cur.online)) return;
-    await this.noteLateVersion(cur, rec);
-    await this.devices.upsert([rec]);
-    this.publisher.device(rec);
+  private async applyChanges(batch: QueuedChange[]): Promise<void> {
+    const ids = batch.map(({ portalId, service, instance }) => formatDeviceId({ portalId, service: service as ServiceType, instance }));
+    const current = await this.devices.getMany(ids);
+    const now = new Date().toISOString();
+    const changed: { cur: DeviceRecord; rec: DeviceRecord }[] = [];
+    batch.forEach(({ portalId, service, instance }, i) => {
+      const cur = current[i];
+      const site = this.site(portalId);
+      const values = site.products.get(`${service}/${instance}`);
+      if (!cur || !values) return;
+      const rec = this.toRecord(portalId, cur.service, instance, values, site.online, now, new Map([[cur.deviceId, cur]]));
+      if (rec && (rec.version !== cur.version || rec.online !== cur.online)) changed.push({ cur, rec });
+    });
+    if (changed.length === 0) return;
+    for (const { cur, rec } of changed) await this.noteLateVersion(cur, rec);
+    await this.devices.upsert(changed.map((c) => c.rec));
+    for (const { rec } of changed) this.publisher.device(rec);
   }
 
   private deviceIds(portalId: string, site: SiteView): string[] {
@@ -364,10 +382,11 @@ export class FleetMonitor {
 
   private async markSiteOffline(portalId: string): Promise<void> {
     const ids = await this.devices.siteDeviceIds(portalId);
-    for (const id of ids) {
-      const rec = await this.devices.modify(id, (d) => ({ ...d, online: false }));
-      if (rec) this.publisher.device(rec);
-    }
-    if (ids.length) this.logger.info({ portalId }, 'site offline');
+    if (ids.length === 0) return;
+    const records: DeviceRecord[] = [];
+    for (const d of await this.devices.getMany(ids)) if (d) records.push({ ...d, online: false });
+    await this.devices.upsert(records);
+    for (const r of records) this.publisher.device(r);
+    this.logger.info({ portalId, devices: records.length }, 'site offline');
   }
 }

@@ -62,15 +62,6 @@ export class DeviceStore {
     return this.redis.smembers(this.keys.siteDevices(portalId));
   }
 
-  /** Applies `change` to a stored record; returns the new record, or null when the device is unknown. */
-  async modify(deviceId: string, change: (r: DeviceRecord) => DeviceRecord): Promise<DeviceRecord | null> {
-    const cur = await this.get(deviceId);
-    if (!cur) return null;
-    const next = change(cur);
-    await this.redis.hset(this.keys.devices(), deviceId, JSON.stringify(next));
-    return next;
-  }
-
   async addHistory(deviceId: string, entry: HistoryEntry): Promise<void> {
     const key = this.keys.deviceHistory(deviceId);
     await this.redis.multi().lpush(key, JSON.stringify(entry)).ltrim(key, 0, HISTORY_LIMIT - 1).exec();

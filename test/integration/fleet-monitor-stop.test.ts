@@ -32,7 +32,7 @@ const T0 = '2026-12-07T00:00:00.000Z';
 class GatedDeviceStore extends DeviceStore {
   gate: Promise<void> = Promise.resolve();
   arrived: () => void = () => undefined;
-  readonly modified: string[] = [];
+  readonly written: string[] = [];
 
   override async siteDeviceIds(portalId: string): Promise<string[]> {
     this.arrived();
@@ -40,13 +40,9 @@ class GatedDeviceStore extends DeviceStore {
     return super.siteDeviceIds(portalId);
   }
 
-  override async modify(
-    deviceId: string,
-    change: (r: DeviceRecord) => DeviceRecord,
-  ): Promise<DeviceRecord | null> {
-    const rec = await super.modify(deviceId, change);
-    this.modified.push(deviceId);
-    return rec;
+  override async upsert(records: DeviceRecord[]): Promise<void> {
+    await super.upsert(records);
+    this.written.push(...records.map((r) => r.deviceId));
   }
 }
 
@@ -88,7 +84,7 @@ beforeEach(async () => {
   redis = new Redis('redis://127.0.0.1:6379');
   await deleteKeys(redis, `${prefix}:*`);
   store = new GatedDeviceStore(redis, keys);
-  await store.upsert([device(0), device(1), device(2)]);
+  await new DeviceStore(redis, keys).upsert([device(0), device(1), device(2)]);
   svc = await broker.connect('tcp', 'svc', `monitor-stop-${Math.random().toString(16).slice(2)}`);
   publisher = new StatusPublisher(svc, logger);
   monitor = new FleetMonitor(
@@ -141,7 +137,7 @@ test('stop() resolves only after the running handler has marked the site offline
   await stopping;
 
   expect(order).toEqual(['gate opened', 'stopped']);
-  expect(store.modified).toHaveLength(3);
+  expect(store.written).toHaveLength(3);
   const stored = await store.getMany([0, 1, 2].map((i) => device(i).deviceId));
   expect(stored.map((d) => d?.online)).toEqual([false, false, false]);
   // Published while the broker was there: the retained records say offline, nothing failed.
@@ -157,7 +153,7 @@ test('a handler that never finishes holds stop() up only for its limit, with a w
     await monitor.stop(150);
     const warned = logs.find((l) => l.msg === 'fleet monitor stopped with handlers still running');
     expect(warned).toMatchObject({ running: 1, waitMs: 150 });
-    expect(store.modified).toEqual([]);
+    expect(store.written).toEqual([]);
   } finally {
     open();
   }
