@@ -50,10 +50,7 @@ async function tryCancel(deps: AbortDeps, found: ExecutionRecord, reason: string
     const { record, event } = canceledRecord(rec, reason, now);
     const res = await deps.jobs.update(record, event);
     if (res.ok) {
-      deps.publisher?.execution(record, res.recordJson);
-      if (res.job) deps.publisher?.job(res.job);
-      if (res.event) deps.publisher?.event(res.event);
-      if (res.device) deps.publisher?.device(res.device);
+      deps.publisher?.stored(record, res);
       // Waiting in the queue: take it out. Taken by a worker already: its next save is refused and it stands down.
       await deps.queue.remove(releaseQueueId(rec.executionId, rec.retries ?? 0)).catch(() => 0);
       return 'canceled';

@@ -37,6 +37,14 @@ import type { StatusSink } from './status-sink.js';
 
 const MAX_TRACKED_TOPICS = 500_000;
 
+/** What a successful `JobStore.update` returns that {@link StatusPublisher.stored} publishes. */
+export interface StoredWrite {
+  recordJson: string;
+  job: JobRecord | null;
+  event: JobEvent | null;
+  device: DeviceRecord | null;
+}
+
 /** Which browser-side topic a publish went to (for latency metrics). */
 export type StatusTopicKind = 'job' | 'execution' | 'event' | 'device';
 
@@ -86,6 +94,17 @@ export class StatusPublisher {
     const topic = jobDeviceTopic(record.jobId, record.deviceId);
     if (!this.fresh(topic, record.seq)) return;
     this.send(topic, json ?? JSON.stringify(record), true, 'execution', isTerminalExecutionState(record.state) ? 1 : 0);
+  }
+
+  /**
+   * Publishes what one stored execution write changed (`JobStore.update`): the record, then the job
+   * summary, the log line and the device's fleet record when the write changed them.
+   */
+  stored(record: ExecutionRecord, written: StoredWrite): void {
+    this.execution(record, written.recordJson);
+    if (written.job) this.job(written.job);
+    if (written.event) this.event(written.event);
+    if (written.device) this.device(written.device);
   }
 
   event(event: JobEvent): void {

@@ -203,12 +203,8 @@ class ExecutionRun {
     if (rec.installAccepted || isTerminalExecutionState(rec.state)) this.input.onPastStart?.();
     this.deps.onSaved?.(this.lastSaved, rec);
     this.lastSaved = rec;
-    const { publisher } = this.deps;
-    publisher.execution(rec, res.recordJson);
-    if (res.job) publisher.job(res.job);
-    if (res.event) publisher.event(res.event);
+    this.deps.publisher.stored(rec, res);
     if (event) this.log.info({ state: rec.state, phase: rec.phase, progress: rec.progress, error: rec.error?.code }, event.message);
-    if (res.device) publisher.device(res.device);
   }
 
   private call(method: string, params: unknown): Promise<RpcOutcome> {
