@@ -10,7 +10,7 @@ import { parseExecutionId } from '../../src/protocol/index.js';
 import type { Cluster } from './bench-cluster.js';
 import { procSample, procSamples } from './bench-proc.js';
 import { monoUs, type ProgressSample } from './bench-sim.js';
-import { latencySummary, neighboursMedian, p99BySecond, percentile } from './bench-stats.js';
+import { latencySummary, neighboursMedian, p99BySecond, percentile, type SecondP99 } from './bench-stats.js';
 import type { JobWatcher, ReceivedRecord } from './bench-watcher.js';
 
 const SOLAR_CHARGER_PRODUCT = '0xA058';
@@ -263,7 +263,7 @@ export interface LatencyResult {
    */
   updating: number;
   /** Each second's p99 (by when the device sent the event), in time order. */
-  p99BySecond: number[];
+  p99BySecond: SecondP99[];
   /**
    * How bunched the devices sent their events: the median count of other events sent within ±1 ms
    * of one (devices started together and running in lock step send theirs in the same moments).

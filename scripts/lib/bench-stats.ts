@@ -19,11 +19,19 @@ export function latencySummary(values: readonly number[]): { p50: number; p99: n
   return { p50: at(50), p99: at(99), max: sorted[sorted.length - 1], n: sorted.length };
 }
 
+/** One second of a latency measurement: which (counted from the start), its p99, and its sample count. */
+export interface SecondP99 {
+  second: number;
+  p99: number;
+  n: number;
+}
+
 /**
  * The p99 of each whole second, samples put in seconds (from `startUs`) by when they were taken, in
- * time order. A high overall p99 shows here as every second slow, or as a few slow bursts.
+ * time order; seconds without samples are left out. A high overall p99 shows here as every second
+ * slow, or as a few slow bursts (and which seconds they are).
  */
-export function p99BySecond(atUs: readonly number[], values: readonly number[], startUs: number): number[] {
+export function p99BySecond(atUs: readonly number[], values: readonly number[], startUs: number): SecondP99[] {
   const seconds = new Map<number, number[]>();
   for (let i = 0; i < values.length; i++) {
     const s = Math.floor((atUs[i] - startUs) / 1e6);
@@ -31,7 +39,28 @@ export function p99BySecond(atUs: readonly number[], values: readonly number[], 
     if (!bucket) seconds.set(s, (bucket = []));
     bucket.push(values[i]);
   }
-  return [...seconds.keys()].sort((a, b) => a - b).map((s) => percentile(seconds.get(s)!, 99));
+  return [...seconds.keys()]
+    .sort((a, b) => a - b)
+    .map((second) => {
+      const bucket = seconds.get(second)!;
+      return { second, p99: percentile(bucket, 99), n: bucket.length };
+    });
+}
+
+/**
+ * Which seconds these are (counted from the measurement's start), their p99s and the share of the
+ * events they hold: `seconds 0, 1 and 19 (p99 91.3, 60.2 and 30.0 ms), 2,310 of 25,550 events`.
+ * At most `limit` seconds are named, in time order.
+ */
+export function describeSeconds(seconds: readonly SecondP99[], totalEvents: number, limit = 8): string {
+  const shown = seconds.slice(0, limit);
+  const list = (items: string[]) => (items.length > 1 ? `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}` : items.join(''));
+  const more = seconds.length > limit ? ` and ${seconds.length - limit} more` : '';
+  const events = seconds.reduce((sum, s) => sum + s.n, 0);
+  return (
+    `second${shown.length > 1 ? 's' : ''} ${list(shown.map((s) => String(s.second)))} ` +
+    `(p99 ${list(shown.map((s) => s.p99.toFixed(1)))} ms)${more}, ${events.toLocaleString('en-US')} of ${totalEvents.toLocaleString('en-US')} events`
+  );
 }
 
 /**

@@ -5,10 +5,10 @@
  */
 import { matchLatencies } from '../../scripts/lib/bench-phases.js';
 import type { ProgressSample } from '../../scripts/lib/bench-sim.js';
-import { neighboursMedian, p99BySecond } from '../../scripts/lib/bench-stats.js';
+import { describeSeconds, neighboursMedian, p99BySecond } from '../../scripts/lib/bench-stats.js';
 import type { ReceivedRecord } from '../../scripts/lib/bench-watcher.js';
 
-test('each second gets the p99 of the samples taken in it, in time order, empty seconds left out', () => {
+test('each second gets the p99 and count of the samples taken in it, in time order, empty seconds left out', () => {
   const start = 5_000_000;
   const at: number[] = [];
   const ms: number[] = [];
@@ -19,10 +19,29 @@ test('each second gets the p99 of the samples taken in it, in time order, empty 
   }
   at.push(start + 2_500_000);
   ms.push(7);
-  expect(p99BySecond(at, ms, start)).toEqual([99, 7]);
+  const expected = [
+    { second: 0, p99: 99, n: 100 },
+    { second: 2, p99: 7, n: 1 },
+  ];
+  expect(p99BySecond(at, ms, start)).toEqual(expected);
   // Samples are bucketed by when they were taken, not by their order in the arrays.
-  expect(p99BySecond([...at].reverse(), [...ms].reverse(), start)).toEqual([99, 7]);
+  expect(p99BySecond([...at].reverse(), [...ms].reverse(), start)).toEqual(expected);
   expect(p99BySecond([], [], start)).toEqual([]);
+});
+
+test('the slow seconds are named with their p99s and the share of the events they hold', () => {
+  const slow = [
+    { second: 0, p99: 91.34, n: 1204 },
+    { second: 1, p99: 60.2, n: 1100 },
+    { second: 19, p99: 30, n: 6 },
+  ];
+  expect(describeSeconds(slow, 25_550)).toBe(
+    'seconds 0, 1 and 19 (p99 91.3, 60.2 and 30.0 ms), 2,310 of 25,550 events',
+  );
+  expect(describeSeconds(slow.slice(2), 25_550)).toBe('second 19 (p99 30.0 ms), 6 of 25,550 events');
+  expect(describeSeconds(slow, 25_550, 2)).toBe(
+    'seconds 0 and 1 (p99 91.3 and 60.2 ms) and 1 more, 2,310 of 25,550 events',
+  );
 });
 
 test('an event is paired with the first record after it showing its phase and percentage; its send time comes along', () => {
