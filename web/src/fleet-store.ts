@@ -3,10 +3,17 @@
  * retained `fleetflash/devices/<deviceId>` topics. Subscribed before the snapshot is fetched, so a
  * change can only be missed by neither; a live record always wins over the snapshot, because the
  * broker holds the latest publish while the snapshot may be older.
+ *
+ * The retained copies the broker sends for a SUBSCRIBE are the state it read at that moment, and a
+ * record published just after can reach the page first (aedes adds the subscription, then streams
+ * the retained store; at fleet scale that stream is long). So a retained copy of a device that
+ * already had a published record since this subscription was sent is older and is dropped. After a
+ * reconnect (or a credential renewal) the new subscription's copies count again: changes made while
+ * no connection was subscribed arrive only as those copies.
  */
 import { fleetDeviceTopic, type DeviceRecord } from '../../src/protocol/index.js';
 import type { ApiClient } from './api-client.js';
-import type { LiveConnection, LiveSubscription } from './live-connection.js';
+import type { LiveConnection, LiveSubscription, MessageOrigin } from './live-connection.js';
 import { isDeviceRecord } from './records.js';
 
 /** Called with the ids that changed (all of them after the snapshot). */
@@ -17,6 +24,9 @@ export class FleetStore {
   readonly #devices = new Map<string, DeviceRecord>();
   /** Device ids that had a live record before the snapshot arrived: the snapshot must not overwrite them. */
   readonly #liveSeen = new Set<string>();
+  /** Device ids with a published (not retained) record since the SUBSCRIBE numbered {@link #subscribeNo}. */
+  readonly #publishedSince = new Set<string>();
+  #subscribeNo = 0;
   readonly #listeners = new Set<FleetListener>();
   /** Device ids in order; rebuilt only when a device appears, not on every live update. */
   #order: string[] | null = null;
@@ -48,8 +58,8 @@ export class FleetStore {
   /** Subscribes (once) and loads the snapshot (once); later calls wait for the same load. */
   load(): Promise<void> {
     // The wildcard level stands in for the device id; the protocol module builds the topic.
-    this.#subscription ??= this.live.subscribe(fleetDeviceTopic('+'), (_topic, payload) =>
-      this.#onLive(payload),
+    this.#subscription ??= this.live.subscribe(fleetDeviceTopic('+'), (_topic, payload, origin) =>
+      this.#onLive(payload, origin),
     );
     this.#loading ??= this.api.devices().then(
       (devices) => {
@@ -79,8 +89,14 @@ export class FleetStore {
     this.#listeners.clear();
   }
 
-  #onLive(payload: unknown): void {
+  #onLive(payload: unknown, origin: MessageOrigin): void {
     if (!isDeviceRecord(payload)) return;
+    if (origin.subscription !== this.#subscribeNo) {
+      this.#subscribeNo = origin.subscription;
+      this.#publishedSince.clear();
+    }
+    if (!origin.retained) this.#publishedSince.add(payload.deviceId);
+    else if (this.#publishedSince.has(payload.deviceId)) return;
     if (!this.#loaded) this.#liveSeen.add(payload.deviceId);
     if (!this.#devices.has(payload.deviceId)) this.#order = null;
     this.#devices.set(payload.deviceId, payload);

@@ -41,12 +41,24 @@ export interface LiveSubscription {
   close(): void;
 }
 
+/**
+ * Where a message came from: `retained` is set on the copies the broker sends for a SUBSCRIBE (the
+ * state it held when it read them), not on messages published since; `subscription` counts the
+ * SUBSCRIBEs sent for this view (one per connection, and again after each reconnect).
+ */
+export interface MessageOrigin {
+  retained: boolean;
+  subscription: number;
+}
+
 /** Called for every message on a subscribed filter with the parsed JSON payload. */
-export type MessageHandler = (topic: string, payload: unknown) => void;
+export type MessageHandler = (topic: string, payload: unknown, origin: MessageOrigin) => void;
 
 interface Entry {
   filter: string;
   onMessage: MessageHandler;
+  /** SUBSCRIBEs sent for this entry so far ({@link MessageOrigin.subscription}). */
+  subscription: number;
   /** Called each time the broker acknowledged the filter on a (new) connection. */
   onActive?: () => void;
 }
@@ -117,7 +129,7 @@ export class LiveConnection {
    * have missed from there.
    */
   subscribe(filter: string, onMessage: MessageHandler, onActive?: () => void): LiveSubscription {
-    const entry: Entry = { filter, onMessage, onActive };
+    const entry: Entry = { filter, onMessage, onActive, subscription: 0 };
     this.#entries.add(entry);
     this.#filters.set(filter, (this.#filters.get(filter) ?? 0) + 1);
     const client = this.#client;
@@ -223,9 +235,9 @@ export class LiveConnection {
         this.#retryLater();
       }
     });
-    client.on('message', (topic, payload) => {
+    client.on('message', (topic, payload, packet) => {
       if (client !== this.#client && client !== this.#retiring) return;
-      this.#dispatch(topic, payload);
+      this.#dispatch(topic, payload, !!packet?.retain);
     });
     return client;
   }
@@ -236,6 +248,7 @@ export class LiveConnection {
     // while the broker would keep every status message in flight per page until it is acknowledged.
     // What a dropped connection missed comes back as retained state, and log lines from the API.
     const map = Object.fromEntries(filters.map((f) => [f, { qos: 0 as const }]));
+    for (const e of entries) e.subscription++;
     client.subscribe(map, (err, granted) => {
       if (err || client !== this.#client) return;
       const ok = new Set((granted ?? []).filter((g) => g.qos !== SUBACK_FAILURE).map((g) => g.topic));
@@ -245,11 +258,12 @@ export class LiveConnection {
     });
   }
 
-  #dispatch(topic: string, payload: Uint8Array): void {
+  #dispatch(topic: string, payload: Uint8Array, retained: boolean): void {
     const body = parseJsonPayload(payload);
     if (body === null) return;
     for (const e of [...this.#entries]) {
-      if (topicMatches(e.filter, topic)) this.#safely(() => e.onMessage(topic, body));
+      if (topicMatches(e.filter, topic))
+        this.#safely(() => e.onMessage(topic, body, { retained, subscription: e.subscription }));
     }
   }
 
