@@ -88,12 +88,17 @@ async function publish(version: string, retain: boolean): Promise<void> {
   await svc.endAsync();
 }
 
-test('a retained copy sent after a newer published record does not bring the old record back', async () => {
+/** The page loads the fleet with v1.59 retained, then gets v1.61 published without RETAIN. */
+async function loadedThenPublished(): Promise<void> {
   await publish('v1.59', true);
   await fleet.load();
   await fleetShows('v1.59');
   await publish('v1.61', false);
   await fleetShows('v1.61');
+}
+
+test('a retained copy sent after a newer published record does not bring the old record back', async () => {
+  await loadedThenPublished();
 
   // Another view subscribes to the same filter: the broker sends its retained copies again, to
   // the connection, so the fleet store gets the old record once more, after the newer one.
@@ -111,11 +116,7 @@ test('a retained copy sent after a newer published record does not bring the old
 });
 
 test("after a reconnect the new subscription's retained copies count again", async () => {
-  await publish('v1.59', true);
-  await fleet.load();
-  await fleetShows('v1.59');
-  await publish('v1.61', false);
-  await fleetShows('v1.61');
+  await loadedThenPublished();
   // The service stores the record that changed while the page was away, and the connection drops.
   await publish('v1.62', true);
   await fleetShows('v1.62');
