@@ -33,17 +33,13 @@ import {
   type JobRecord,
 } from '../protocol/index.js';
 import { onAbort } from '../abort-listeners.js';
+import type { UpdateResult } from '../store/job-store.js';
 import type { StatusSink } from './status-sink.js';
 
 const MAX_TRACKED_TOPICS = 500_000;
 
-/** What a successful `JobStore.update` returns that {@link StatusPublisher.stored} publishes. */
-export interface StoredWrite {
-  recordJson: string;
-  job: JobRecord | null;
-  event: JobEvent | null;
-  device: DeviceRecord | null;
-}
+/** What a successful `JobStore.update` returns, which {@link StatusPublisher.stored} publishes. */
+type StoredWrite = Extract<UpdateResult, { ok: true }>;
 
 /** Which browser-side topic a publish went to (for latency metrics). */
 export type StatusTopicKind = 'job' | 'execution' | 'event' | 'device';
