@@ -1,24 +1,28 @@
 /**
- * The portal's fleet inventory (web/src/fleet-store.ts) over a real embedded broker and a real MQTT
- * connection over WebSocket: a retained copy the broker sends for a SUBSCRIBE is the state it held
- * when it read it, and must not replace a newer record already published to the page. A device
- * record published without RETAIN is newer than the retained one on its topic: the same order a
- * page can see when the retained store is read just before a device's new record is stored.
- * The REST snapshot is not what is tested here: its client returns an empty list.
+ * The portal's fleet inventory (web/src/fleet-store.ts) against the real service: its REST snapshot
+ * through the portal's own ApiClient with a viewer's token, and its live records through a real
+ * LiveConnection over WebSocket with the credentials the API hands out. A retained copy the broker
+ * sends for a SUBSCRIBE is the state it held when it read it, and must not replace a newer record
+ * already published to the page. A device record published without RETAIN is newer than the
+ * retained one on its topic: the same order a page can see when the retained store is read just
+ * before a device's new record is stored.
  */
-import type { ApiClient } from '../../web/src/api-client.js';
+import type { PublishPacket } from 'aedes';
+import { ApiClient } from '../../web/src/api-client.js';
 import { FleetStore } from '../../web/src/fleet-store.js';
 import { LiveConnection } from '../../web/src/live-connection.js';
 import { fleetDeviceTopic, type DeviceRecord } from '../../src/protocol/index.js';
 import { connectMqtt } from '../../src/mqtt/connect.js';
-import { browserClientIdPrefix } from '../../broker/acl.js';
-import { BrokerHarness, SERVICE_ACCOUNT, viewerAccount } from '../helpers/broker-harness.js';
+import { startHarness, type Harness } from '../helpers/service-harness.js';
 import { within } from '../helpers/within.js';
 
-// The module reads these browser globals; Node 20 has `crypto` but neither of these.
+// The modules read these browser globals; Node 20 has `crypto` but neither of these. The portal's
+// ApiClient requests `/api/…` relative to its page: here relative to the service.
 const g = globalThis as Record<string, unknown>;
 g.location ??= { protocol: 'http:' };
 g.navigator ??= { onLine: true };
+const nodeFetch = globalThis.fetch;
+globalThis.fetch = (input, init) => nodeFetch(new URL(String(input), h.base), init);
 
 const DEVICE = 'c0619ab1d2e3.solarcharger.0';
 
@@ -38,24 +42,27 @@ function record(version: string): DeviceRecord {
   };
 }
 
-let broker: BrokerHarness;
+let h: Harness;
+let api: ApiClient;
 let live: LiveConnection;
 let fleet: FleetStore;
 
+beforeAll(async () => {
+  h = await startHarness();
+});
+
+afterAll(async () => {
+  await h?.close();
+  globalThis.fetch = nodeFetch;
+});
+
 beforeEach(async () => {
-  broker = await BrokerHarness.start({ svc: SERVICE_ACCOUNT, alice: viewerAccount('*') });
+  api = new ApiClient(h.viewerToken);
   live = new LiveConnection({
-    credentials: async () => ({
-      url: broker.url('ws'),
-      username: 'alice',
-      password: 'token-1',
-      expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
-      clientIdPrefix: browserClientIdPrefix('alice'),
-    }),
+    credentials: () => api.mqttCredentials(),
     connect: (url, options) => connectMqtt(url, options),
     reconnectPeriodMs: 100,
   });
-  const api = { devices: async () => [] } as unknown as ApiClient;
   fleet = new FleetStore(api, live);
   await live.start();
 });
@@ -63,7 +70,8 @@ beforeEach(async () => {
 afterEach(async () => {
   fleet.close();
   live.close();
-  await broker.close();
+  // Each test starts from no record of the device: an empty retained publish clears it.
+  await publish(null, true);
 });
 
 /** Resolves once the fleet store holds `version` for the device. */
@@ -81,11 +89,19 @@ function fleetShows(version: string): Promise<void> {
   );
 }
 
-/** Publishes a device record as the service does (retained) or only to those subscribed now. */
-async function publish(version: string, retain: boolean): Promise<void> {
-  const svc = await broker.connect('tcp', 'svc', `svc-${Math.random().toString(16).slice(2)}`);
-  await svc.publishAsync(fleetDeviceTopic(DEVICE), JSON.stringify(record(version)), { qos: 1, retain });
-  await svc.endAsync();
+/** Publishes a device record through the service's broker, as the service does (retained) or only to those subscribed now. */
+function publish(version: string | null, retain: boolean): Promise<void> {
+  const packet = {
+    cmd: 'publish',
+    topic: fleetDeviceTopic(DEVICE),
+    payload: Buffer.from(version === null ? '' : JSON.stringify(record(version))),
+    qos: 1,
+    retain,
+    dup: false,
+  } as PublishPacket;
+  return new Promise((resolve, reject) =>
+    h.service.broker!.aedes.publish(packet, (err) => (err ? reject(err) : resolve())),
+  );
 }
 
 /** The page loads the fleet with v1.59 retained, then gets v1.61 published without RETAIN. */
@@ -117,22 +133,20 @@ test('a retained copy sent after a newer published record does not bring the old
 
 test("after a reconnect the new subscription's retained copies count again", async () => {
   await loadedThenPublished();
-  // The service stores the record that changed while the page was away, and the connection drops.
+  // A retained publish reaches a subscribed page as a published record (RETAIN cleared) and is kept.
   await publish('v1.62', true);
   await fleetShows('v1.62');
-  const pages = browserClients();
+  // The page's connection drops; the record changes while no connection is subscribed.
+  const { clientIdPrefix } = await api.mqttCredentials();
+  const clients = (
+    h.service.broker!.aedes as unknown as {
+      clients: Record<string, { id: string; conn: { destroy(): void } }>;
+    }
+  ).clients;
+  const pages = Object.values(clients).filter((c) => c.id.startsWith(clientIdPrefix ?? 'web-'));
   expect(pages).toHaveLength(1);
   pages[0].conn.destroy();
   await publish('v1.63', true);
   // Published while no connection was subscribed: the new subscription's retained copy brings it.
   await fleetShows('v1.63');
 });
-
-/** The broker's clients other than the service's publishers (aedes' `clients` table). */
-function browserClients(): { conn: { destroy(): void } }[] {
-  const all = (broker.broker.aedes as unknown as { clients: Record<string, { conn: { destroy(): void } }> })
-    .clients;
-  return Object.entries(all)
-    .filter(([id]) => !id.startsWith('svc-'))
-    .map(([, client]) => client);
-}
