@@ -83,7 +83,7 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
     log(
       `  throughput: ${t.executions} executions, ${JSON.stringify(t.states)}, wall ${Math.round(t.wallMs)} ms, ` +
         `${Math.round(t.execPerSec)}/s sustained (${Math.round(t.execPerSecOverall)}/s overall), peak ${t.peakInflight} in flight; ` +
-        `CPU/execution: service ${t.serviceCpuMsPerExec.toFixed(2)} ms${t.serviceCpuMsPerExecByProcess.length > 1 ? ` (front ${t.serviceCpuMsPerExecByProcess[0].toFixed(2)} + worker ${t.serviceCpuMsPerExecByProcess[1].toFixed(2)})` : ''}${c.brokerPid ? `, mosquitto ${t.brokerCpuMsPerExec.toFixed(2)} ms` : ''}, ` +
+        `CPU/execution: service ${t.serviceCpuMsPerExec.toFixed(2)} ms${t.serviceCpuMsPerExecByProcess.length > 1 ? ` (${t.serviceCpuMsPerExecByProcess.map((ms, i) => `${c.inspectors[i].name} ${ms.toFixed(2)}`).join(' + ')})` : ''}${c.brokerPid ? `, mosquitto ${t.brokerCpuMsPerExec.toFixed(2)} ms` : ''}, ` +
         `redis ${t.redisCpuMsPerExec.toFixed(2)} ms, simulator ${t.simCpuMsPerExec.toFixed(2)} ms; POST ${Math.round(t.launchMs)} ms; ` +
         `per execution: ${t.redisCallsPerExec.toFixed(1)} Redis commands (${t.redisTop}), ${t.deliveriesPerExec.toFixed(1)} MQTT messages at sites and browser (${t.deliveriesSplit})`,
     );

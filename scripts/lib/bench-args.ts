@@ -13,8 +13,11 @@ export interface BenchArgs {
   /** Measured runs per broker (after one warm-up job that is not counted). */
   runs: number;
   brokers: BrokerMode[];
-  /** `split`: the front (api, broker) and a worker in two processes, as deployed; `single`: one process with every role. */
-  topology: 'single' | 'split';
+  /**
+   * `split`: the front (api, broker) and a worker in two processes, as deployed; `single`: one process
+   * with every role; `apart`: the embedded broker, the api and a worker in three processes.
+   */
+  topology: 'single' | 'split' | 'apart';
   /** Simulator time scale: 38 makes a solar charger update (77 s real) take about 2 s. */
   timeScale: number;
   /** Simulator timing spread: each install's durations times a seeded factor in [1 − s, 1 + s]; 0: lock step. */
@@ -54,7 +57,9 @@ export const USAGE = `npm run bench -- [options]
   --runs N                  measured runs per broker, after a warm-up (default 3)
   --broker M                embedded | mosquitto | both (default both)
   --topology T              split: [api,broker] + [worker] processes, as docker-compose deploys it;
-                            single: one process with every role, as npm run demo (default split)
+                            single: one process with every role, as npm run demo;
+                            apart: [broker] + [api] + [worker], the embedded broker in a process of its
+                            own (with Mosquitto the same as split) (default split)
   --time-scale X            simulator time scale (default 38: one update takes ~2 s)
   --timing-spread S         each install's durations times a seeded factor in [1-S, 1+S], 0 <= S < 1
                             (default 0.2, as the simulator's CLI; 0: devices started together in lock step)
@@ -124,7 +129,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
         else throw new UsageError(`--broker must be embedded, mosquitto or both, got '${value}'`);
         break;
       case '--topology':
-        if (value !== 'single' && value !== 'split') throw new UsageError(`--topology must be single or split, got '${value}'`);
+        if (value !== 'single' && value !== 'split' && value !== 'apart') throw new UsageError(`--topology must be single, split or apart, got '${value}'`);
         a.topology = value;
         break;
       case '--time-scale': {

@@ -59,7 +59,7 @@ export interface Cluster {
   rssWithFleet: RssSample;
   /** The service's RSS right after a full garbage collection (through its inspector). */
   liveRss(): Promise<number>;
-  /** Each service process's name (front, worker, service) and inspector port. */
+  /** Each service process's name (broker, front, worker, service) and inspector port, in `servicePids`' order. */
   inspectors: { name: string; port: number }[];
   /** Job ids created in this cluster, for the retained clean-up on Mosquitto. */
   jobIds: string[];
@@ -108,7 +108,7 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
 
     const brokerPid = mode === 'mosquitto' ? await mosquittoPid() : null;
     if (mode === 'mosquitto' && brokerPid === null) throw new Error('--broker mosquitto: no Mosquitto running (/run/mosquitto/mosquitto.pid)');
-    const [httpPort, mqttPort] = await Promise.all([freePort(), freePort()]);
+    const [httpPort, mqttPort, brokerHttpPort] = await Promise.all([freePort(), freePort(), freePort()]);
     const servicePassword = randomBytes(16).toString('hex');
     const operatorToken = `op-${randomBytes(12).toString('hex')}`;
     const common: Record<string, string> = {
@@ -129,9 +129,11 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
     };
     const mqttUrl = mode === 'embedded' ? `mqtt://127.0.0.1:${mqttPort}` : MOSQUITTO_URL;
     // single: every role in one process. split: the front (api, and the broker when embedded) and a
-    // worker process pointed at the broker, as docker-compose.yml deploys it.
-    const front = mode === 'embedded' ? 'api,broker' : 'api';
-    const roles = args.topology === 'single' ? [`${front},worker`] : [front, 'worker'];
+    // worker process pointed at the broker, as docker-compose.yml deploys it. apart: the embedded
+    // broker in a process of its own, the api's and the worker's pointed at it.
+    const apart = mode === 'embedded' && args.topology === 'apart';
+    const front = mode === 'embedded' && !apart ? 'api,broker' : 'api';
+    const roles = args.topology === 'single' ? [`${front},worker`] : [...(apart ? ['broker'] : []), front, 'worker'];
     const services: { name: string; proc: ManagedProcess; inspectPort: number; log: string }[] = [];
     let stopping = false;
     let failure: string | null = null;
@@ -140,7 +142,7 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
       for (const s of [...services].reverse()) await s.proc.stop();
     });
     for (const [i, role] of roles.entries()) {
-      const name = roles.length === 1 ? 'service' : role.includes('api') ? 'front' : 'worker';
+      const name = roles.length === 1 ? 'service' : role.includes('api') ? 'front' : role === 'broker' ? 'broker' : 'worker';
       // The inspector, on loopback only, lets the bench run a full GC before it reads memory figures.
       const inspectPort = await freePort();
       const nodeArgs: string[] = [`--inspect=127.0.0.1:${inspectPort}`, ...args.serviceNodeArgs];
@@ -151,7 +153,14 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
       }
       const env = { ...common, ROLE: role };
       let ready: () => Promise<boolean> = () => fetch(`http://127.0.0.1:${httpPort}/healthz`).then((r) => r.ok, () => false);
-      if (!role.includes('api')) {
+      if (role === 'broker') {
+        // Browsers reach it over WebSocket on its own HTTP port, where it answers the probes.
+        Object.assign(env, { PORT: String(brokerHttpPort) });
+        ready = () => fetch(`http://127.0.0.1:${brokerHttpPort}/healthz`).then((r) => r.ok, () => false);
+      } else if (apart) {
+        Object.assign(env, { MQTT_URL: mqttUrl, MQTT_BROWSER_URL: `ws://127.0.0.1:${brokerHttpPort}/mqtt` });
+      }
+      if (!role.includes('api') && role !== 'broker') {
         // A worker has no API: its metrics listener, opened last at start-up, says it is up.
         const metricsPort = await freePort();
         Object.assign(env, { MQTT_URL: mqttUrl, METRICS_PORT: String(metricsPort) });
@@ -246,7 +255,7 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
   } catch (err) {
     await close();
     const tail = (
-      await Promise.all(['service', 'front', 'worker'].map((n) => readFile(path.join(workDir, `${n}.log`), 'utf8').then((t) => `${n}.log:\n${t.slice(-3000)}`, () => '')))
+      await Promise.all(['service', 'broker', 'front', 'worker'].map((n) => readFile(path.join(workDir, `${n}.log`), 'utf8').then((t) => `${n}.log:\n${t.slice(-3000)}`, () => '')))
     )
       .filter(Boolean)
       .join('\n');

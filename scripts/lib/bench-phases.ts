@@ -77,7 +77,7 @@ export interface ThroughputResult {
   /** executions ÷ wall time. */
   execPerSecOverall: number;
   serviceCpuMsPerExec: number;
-  /** The same per service process (front, worker) when there are several. */
+  /** The same per service process (in `Cluster.servicePids` order) when there are several. */
   serviceCpuMsPerExecByProcess: number[];
   /** Mosquitto's CPU per execution in mosquitto mode (0 with the embedded broker, which is in the service). */
   brokerCpuMsPerExec: number;

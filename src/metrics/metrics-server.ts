@@ -13,20 +13,21 @@ export interface Readiness {
   checks: Record<string, boolean>;
 }
 
-/** Listens on `port` (0: any free one) at `host`. */
-export async function startMetricsServer(options: {
-  registry: Registry;
-  readiness: () => Promise<Readiness>;
-  port: number;
-  host: string;
-  logger: Logger;
-}): Promise<HttpListener> {
-  const { registry, readiness, logger } = options;
-  const send = (res: http.ServerResponse, status: number, type: string, body: string) => {
-    res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
-    res.end(body);
-  };
-  const server = http.createServer((req, res) => {
+function send(res: http.ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+/**
+ * `/healthz` (the process answers) and `/readyz` (its dependencies answer), with `more` for other
+ * paths; anything else is a 404, a method other than GET or HEAD a 405.
+ */
+export function probeListener(
+  readiness: () => Promise<Readiness>,
+  logger: Logger,
+  more: (path: string, res: http.ServerResponse) => boolean = () => false,
+): http.RequestListener {
+  return (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'text/plain', 'method not allowed\n');
     if (path === '/healthz') return send(res, 200, 'application/json', '{"ok":true}');
@@ -40,7 +41,22 @@ export async function startMetricsServer(options: {
       );
       return;
     }
-    if (path === '/metrics') {
+    if (!more(path, res)) send(res, 404, 'text/plain', 'not found\n');
+  };
+}
+
+/** Listens on `port` (0: any free one) at `host`. */
+export async function startMetricsServer(options: {
+  registry: Registry;
+  readiness: () => Promise<Readiness>;
+  port: number;
+  host: string;
+  logger: Logger;
+}): Promise<HttpListener> {
+  const { registry, logger } = options;
+  const server = http.createServer(
+    probeListener(options.readiness, logger, (path, res) => {
+      if (path !== '/metrics') return false;
       renderMetrics(registry).then(
         (m) => send(res, 200, m.contentType, m.body),
         (err: unknown) => {
@@ -48,9 +64,8 @@ export async function startMetricsServer(options: {
           send(res, 500, 'text/plain', 'metrics collection failed\n');
         },
       );
-      return;
-    }
-    send(res, 404, 'text/plain', 'not found\n');
-  });
+      return true;
+    }),
+  );
   return listenHttp(server, options.port, options.host);
 }

@@ -1,9 +1,10 @@
 /**
- * A small internal HTTP listener's start and stop (the metrics listener, the broker auth hook): bound
- * port back once it listens, and a close that also ends kept-alive connections, so stopping never
- * waits for a scraper's or a broker's idle socket.
+ * A small HTTP listener's start and stop (the metrics listener, the broker auth hook, the WebSocket
+ * port of a broker without the api role): bound port back once it listens, and a close that also ends
+ * kept-alive connections, so stopping never waits for a scraper's or a broker's idle socket.
  */
 import type http from 'node:http';
+import type https from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 export interface HttpListener {
@@ -13,7 +14,11 @@ export interface HttpListener {
 }
 
 /** Listens with `server` on `port` at `host`; rejects if it cannot bind. */
-export async function listenHttp(server: http.Server, port: number, host: string): Promise<HttpListener> {
+export async function listenHttp(
+  server: http.Server | https.Server,
+  port: number,
+  host: string,
+): Promise<HttpListener> {
   // Longer than the usual load balancer's and Prometheus' idle timeouts: they close first.
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {

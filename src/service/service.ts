@@ -49,7 +49,8 @@ import { redisConnectionOptions } from '../store/redis-connection.js';
 import { endOnDisconnect } from '../store/redis-disconnect.js';
 import { ReplicaWatch } from '../store/replica-watch.js';
 import { mountQueueDashboard } from '../admin/queue-dashboard.js';
-import { startMetricsServer } from '../metrics/metrics-server.js';
+import { probeListener, startMetricsServer } from '../metrics/metrics-server.js';
+import { listenHttp } from '../net/http-listener.js';
 import { mountMetricsRoute } from '../metrics/metrics-route.js';
 import { ServiceMetrics } from '../metrics/service-metrics.js';
 import { systemClock, type Clock } from '../rollout/clock.js';
@@ -78,7 +79,7 @@ export interface ServiceOptions {
 
 export interface Service {
   config: Readonly<Config>;
-  /** Bound HTTP port (api role), else null. */
+  /** Bound HTTP port (api role; the broker role without it: `/mqtt` and the probes), else null. */
   httpPort: number | null;
   /** Bound plain MQTT TCP port (broker role, unless MQTT_PLAIN=false), else null. */
   mqttPort: number | null;
@@ -352,6 +353,19 @@ async function start(
     httpPort = (s.address() as AddressInfo).port;
     httpUrl = `${serverTls ? 'https' : 'http'}://127.0.0.1:${httpPort}`;
     logger.info({ port: httpPort }, 'HTTP API listening');
+  }
+
+  if (broker && httpPort === null) {
+    // The broker without the api role: browsers still reach it over WebSocket (MQTT_BROWSER_URL of
+    // the api processes), and a load balancer probes it, on PORT.
+    const b = broker;
+    const listener = probeListener(readiness, logger);
+    const s = serverTls ? https.createServer({ key: serverTls.key, cert: serverTls.cert }, listener) : http.createServer(listener);
+    b.attachWebSocket(s, '/mqtt');
+    const server = await listenHttp(s, config.port, config.host);
+    closers.push(() => server.close());
+    httpPort = server.port;
+    logger.info({ port: httpPort }, 'MQTT over WebSocket listening at /mqtt');
   }
 
   let worker: ExecutionWorker | null = null;

@@ -1,0 +1,122 @@
+/**
+ * The embedded broker in a process of its own (`ROLE=broker`) and the api and worker roles in another
+ * pointed at it (`MQTT_URL`, `MQTT_BROWSER_URL`): sites, the worker and browsers all go through that
+ * one broker, browsers over WebSocket at `/mqtt` on its `PORT`, where a load balancer's probes are
+ * answered too.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import mqtt from 'mqtt';
+import { pino } from 'pino';
+import { parseConfig } from '../../src/config.js';
+import type { JobRecord } from '../../src/protocol/index.js';
+import { startService, type Service } from '../../src/service/service.js';
+import { deleteKeys } from '../helpers/redis-keys.js';
+import { startHarness, waitFor, type Harness } from '../helpers/service-harness.js';
+import { StatusWatcher } from '../helpers/status-watcher.js';
+
+describe('the broker role in a process of its own', () => {
+  const shared = {
+    QUEUE_PREFIX: `t${randomBytes(4).toString('hex')}`,
+    SIGNING_SECRET: randomBytes(32).toString('hex'),
+    MQTT_SERVICE_PASSWORD: randomBytes(16).toString('hex'),
+  };
+  let broker: Service;
+  let brokerHttp: string;
+  let h: Harness;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'ff-broker-apart-'));
+    const config = parseConfig({
+      ...shared,
+      ROLE: 'broker',
+      PORT: '0',
+      MQTT_PORT: '0',
+      HOST: '127.0.0.1',
+      FIRMWARE_DIR: dir,
+      LOG_LEVEL: 'silent',
+    });
+    broker = await startService(config, pino({ level: 'silent' }));
+    brokerHttp = `http://127.0.0.1:${broker.httpPort}`;
+    h = await startHarness({
+      env: {
+        ...shared,
+        ROLE: 'api,worker',
+        MQTT_URL: broker.mqttUrl,
+        MQTT_BROWSER_URL: `ws://127.0.0.1:${broker.httpPort}/mqtt`,
+      },
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await h?.close();
+    await broker?.close();
+    const redis = new Redis('redis://127.0.0.1:6379');
+    await deleteKeys(redis, `${shared.QUEUE_PREFIX}:*`);
+    await redis.quit();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('an update runs through it, and a browser follows the job over its WebSocket', async () => {
+    expect(h.service.broker).toBeNull();
+    expect(broker.httpUrl).toBeNull();
+    const fleet = await h.addFleet({
+      sites: 2,
+      salt: 'apart',
+      mix: { vebus: 0, solarcharger: 1, battery: 0 },
+    });
+    const solar = fleet.devices().filter((d) => d.service === 'solarcharger');
+    const res = await h.api('/api/jobs', {
+      method: 'POST',
+      json: { firmwareId: h.image(solar[0].productId).id, devices: solar.map((d) => d.deviceId) },
+    });
+    expect(res.status).toBe(202);
+    const { job } = (await res.json()) as { job: JobRecord };
+
+    const watcher = await StatusWatcher.connect(h.base, h.viewerToken, job.id);
+    try {
+      expect(watcher.url).toBe(`ws://127.0.0.1:${broker.httpPort}`);
+      await waitFor(
+        () => watcher.job?.state === 'completed',
+        30_000,
+        'the completed job summary at the browser',
+      );
+      expect(watcher.job!.counts.succeeded).toBe(solar.length);
+      for (const d of solar) expect(watcher.latest.get(d.deviceId)?.state).toBe('succeeded');
+    } finally {
+      await watcher.close();
+    }
+    for (const d of solar)
+      expect(fleet.devices().find((x) => x.deviceId === d.deviceId)?.version).toBe(
+        h.image(d.productId).version,
+      );
+  }, 60_000);
+
+  test('its WebSocket refuses a browser without valid credentials', async () => {
+    const refused = await mqtt
+      .connectAsync(`ws://127.0.0.1:${broker.httpPort}/mqtt`, {
+        clientId: 'web-nobody-1',
+        username: 'nobody',
+        password: 'wrong',
+        reconnectPeriod: 0,
+      })
+      .then(
+        async (c) => (await c.endAsync(), null),
+        (err: Error) => err.message,
+      );
+    expect(refused).toMatch(/Bad username or password|Not authorized/);
+  });
+
+  test('its HTTP port answers the probes and nothing else', async () => {
+    expect((await fetch(`${brokerHttp}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${brokerHttp}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ ok: true, checks: { redis: true, mqtt: true } });
+    expect((await fetch(`${brokerHttp}/api/jobs`)).status).toBe(404);
+    expect((await fetch(`${brokerHttp}/healthz`, { method: 'POST' })).status).toBe(405);
+  });
+});
