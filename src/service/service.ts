@@ -358,10 +358,9 @@ async function start(
   if (broker && httpPort === null) {
     // The broker without the api role: browsers still reach it over WebSocket (MQTT_BROWSER_URL of
     // the api processes), and a load balancer probes it, on PORT.
-    const b = broker;
     const listener = probeListener(readiness, logger);
     const s = serverTls ? https.createServer({ key: serverTls.key, cert: serverTls.cert }, listener) : http.createServer(listener);
-    b.attachWebSocket(s, '/mqtt');
+    broker.attachWebSocket(s, '/mqtt');
     const server = await listenHttp(s, config.port, config.host);
     closers.push(() => server.close());
     httpPort = server.port;
