@@ -12,7 +12,7 @@ import { Redis } from 'ioredis';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { parseConfig } from '../../src/config.js';
-import type { JobRecord } from '../../src/protocol/index.js';
+import type { ExecutionRecord, JobRecord } from '../../src/protocol/index.js';
 import { startService, type Service } from '../../src/service/service.js';
 import { deleteKeys } from '../helpers/redis-keys.js';
 import { startHarness, waitFor, type Harness } from '../helpers/service-harness.js';
@@ -29,18 +29,24 @@ describe('the broker role in a process of its own', () => {
   let h: Harness;
   let dir: string;
 
+  /** A `ROLE=broker` process's service on these ports (0: any free one). */
+  const startBroker = (port: string, mqttPort: string) =>
+    startService(
+      parseConfig({
+        ...shared,
+        ROLE: 'broker',
+        PORT: port,
+        MQTT_PORT: mqttPort,
+        HOST: '127.0.0.1',
+        FIRMWARE_DIR: dir,
+        LOG_LEVEL: 'silent',
+      }),
+      pino({ level: 'silent' }),
+    );
+
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'ff-broker-apart-'));
-    const config = parseConfig({
-      ...shared,
-      ROLE: 'broker',
-      PORT: '0',
-      MQTT_PORT: '0',
-      HOST: '127.0.0.1',
-      FIRMWARE_DIR: dir,
-      LOG_LEVEL: 'silent',
-    });
-    broker = await startService(config, pino({ level: 'silent' }));
+    broker = await startBroker('0', '0');
     brokerHttp = `http://127.0.0.1:${broker.httpPort}`;
     h = await startHarness({
       env: {
@@ -119,4 +125,69 @@ describe('the broker role in a process of its own', () => {
     expect((await fetch(`${brokerHttp}/api/jobs`)).status).toBe(404);
     expect((await fetch(`${brokerHttp}/healthz`, { method: 'POST' })).status).toBe(405);
   });
+
+  test('a restart of the broker process mid-update: the update goes on, and a page opened afterwards gets every job back', async () => {
+    const fleet = await h.addFleet({
+      sites: 2,
+      salt: 'apart-restart',
+      mix: { vebus: 0, solarcharger: 1, battery: 0 },
+      // ~4 s per update: the restart falls inside the second job's.
+      timeScale: 20,
+    });
+    const [early, late] = fleet.devices().filter((d) => d.service === 'solarcharger');
+    const launch = async (deviceId: string, productId: number) => {
+      const res = await h.api('/api/jobs', {
+        method: 'POST',
+        json: { firmwareId: h.image(productId).id, devices: [deviceId] },
+      });
+      expect(res.status).toBe(202);
+      return ((await res.json()) as { job: JobRecord }).job.id;
+    };
+    const jobOf = async (jobId: string) =>
+      (await (await h.api(`/api/jobs/${jobId}`)).json()) as { job: JobRecord; executions: ExecutionRecord[] };
+
+    // One job finished before the restart: its records exist only in the old broker's memory and Redis.
+    const first = await launch(early.deviceId, early.productId);
+    await waitFor(async () => (await jobOf(first)).job.state === 'completed', 30_000, 'the first job');
+    const second = await launch(late.deviceId, late.productId);
+    await waitFor(
+      async () => (await jobOf(second)).executions[0]?.installAccepted === true,
+      30_000,
+      'the second update started on its device',
+    );
+
+    const { httpPort, mqttPort } = broker;
+    await broker.close();
+    broker = await startBroker(String(httpPort), String(mqttPort));
+
+    const done = await waitFor(
+      async () => {
+        const r = await jobOf(second);
+        return r.job.state === 'completed' ? r : null;
+      },
+      40_000,
+      'the second job',
+    );
+    expect(done.executions[0].state).toBe('succeeded');
+    expect(fleet.devices().find((d) => d.deviceId === late.deviceId)?.version).toBe(
+      h.image(late.productId).version,
+    );
+    // The new broker started empty; the api put the stored state back (retained-restorer.ts).
+    for (const [jobId, device] of [
+      [first, early],
+      [second, late],
+    ] as const) {
+      const watcher = await StatusWatcher.connect(h.base, h.viewerToken, jobId);
+      try {
+        await waitFor(
+          () =>
+            watcher.job?.state === 'completed' && watcher.latest.get(device.deviceId)?.state === 'succeeded',
+          10_000,
+          `job ${jobId}'s records at a page opened after the restart`,
+        );
+      } finally {
+        await watcher.close();
+      }
+    }
+  }, 90_000);
 });
