@@ -108,6 +108,12 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
         (slowSeconds.length ? `; the others: ${describeSeconds(slowSeconds, l.samples)}` : ''),
     );
 
+    if (args.profileDir) {
+      log(
+        `  status latency window for the profiles (monotonic µs): npm run profile -- <file> --from ${l.windowUs.from} --to ${l.windowUs.to}`,
+      );
+    }
+
     const L = await launchRate(c, c.targets, launchImage, args.launchClients, args.launches, args.launchDevices);
     log(`  launch: ${L.launches} jobs of ${args.launchDevices} devices from ${L.clients} clients: p50 ${L.p50Ms.toFixed(1)} ms, p99 ${L.p99Ms.toFixed(1)} ms, ${Math.round(L.perSec)} jobs/s`);
 

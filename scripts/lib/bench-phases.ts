@@ -269,6 +269,8 @@ export interface LatencyResult {
    * of one (devices started together and running in lock step send theirs in the same moments).
    */
   neighbours: number;
+  /** The measurement's window (monotonic microseconds, the clock V8 stamps CPU profile samples with). */
+  windowUs: { from: number; to: number };
 }
 
 /**
@@ -340,6 +342,7 @@ export async function statusLatency(c: Cluster, watcher: JobWatcher, devices: re
     updating: percentile(updating, 50),
     p99BySecond: p99BySecond(sentUs, latencies, windowStart),
     neighbours: neighboursMedian(sentUs, 1000),
+    windowUs: { from: windowStart, to: windowEnd },
   };
 }
 
