@@ -36,8 +36,9 @@ export interface ProfileSummary {
 type Frame = CpuProfile['nodes'][number]['callFrame'];
 
 /**
- * `GC`, `idle`, `program` (V8's own), `<package>` for a file under node_modules, `<dir>/<dir>` for a
- * project file, `node:` for Node's own JavaScript, `native` for a frame with no script.
+ * `GC`, `idle`, `program` (V8's own), `<package>` for a file under node_modules, the project's top
+ * directory and the next path part for a project file (`src/net`, `broker/broker.ts`), `node:` for
+ * Node's own JavaScript, `native` for a frame with no script.
  */
 export function frameGroup(frame: Frame): string {
   const { functionName: fn, url } = frame;
@@ -91,7 +92,7 @@ export function summarizeProfile(
       const frame = byId.get(id)!.callFrame;
       if (frame.functionName === '(root)') continue;
       const g = frameGroup(frame);
-      // A native frame counts where it was sampled, not as a caller of everything above it.
+      // A native frame counts where it was sampled, not as a caller (a callback's native entry).
       if ((g === 'native' && id !== leaf.id) || seen.has(g)) continue;
       seen.add(g);
       groups.set(g, (groups.get(g) ?? 0) + d);
