@@ -5,14 +5,15 @@
  * pointed at the machine's Mosquitto) and the simulated fleet in another, lets a warm-up job run
  * (not counted), then measures fleet update throughput, status latency, launch latency and rate,
  * memory, and the raw ceilings of BullMQ and the broker; then tears everything down. Runs of the two
- * brokers alternate, so drifting machine load hits both alike. Human lines go to stdout as it goes;
+ * brokers alternate, every other round in reverse (`runOrder`), so drifting machine load hits both
+ * alike. Human lines go to stdout as it goes;
  * the last line is one JSON summary. See the README's "Performance" section.
  */
 // First: before anything loads mqtt-packet (see quiet-debug.ts).
 import '../src/quiet-debug.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseBenchArgs, USAGE, UsageError, type BenchArgs, type BrokerMode } from './lib/bench-args.js';
+import { parseBenchArgs, runOrder, USAGE, UsageError, type BenchArgs, type BrokerMode } from './lib/bench-args.js';
 import { brokerCeiling, bullmqCeiling } from './lib/bench-ceilings.js';
 import { startCluster, type Cluster } from './lib/bench-cluster.js';
 import { FIGURES, ratios, STATUS_P99_TARGET_MS, summarize, summaryLines, targets, type FigureName, type RunFigures, type Summary } from './lib/bench-figures.js';
@@ -203,9 +204,7 @@ async function main(): Promise<void> {
       `, LOG_LEVEL ${args.logLevel}`,
   );
   const results: Partial<Record<BrokerMode, RunFigures[]>> = {};
-  for (let run = 1; run <= args.runs; run++) {
-    for (const mode of args.brokers) (results[mode] ??= []).push(await oneRun(mode, run, args));
-  }
+  for (const { mode, run } of runOrder(args.brokers, args.runs)) (results[mode] ??= []).push(await oneRun(mode, run, args));
 
   const summaries: Partial<Record<BrokerMode, Summary>> = {};
   for (const mode of args.brokers) summaries[mode] = summarize(results[mode] ?? []);

@@ -79,6 +79,20 @@ export const USAGE = `npm run bench -- [options]
 
 export class UsageError extends Error {}
 
+/**
+ * The order of the measured runs: the brokers alternate, and every other round runs them in reverse
+ * (embedded, Mosquitto, Mosquitto, embedded, …), so neither always goes first: a machine drifting
+ * during a set hits both alike, and a difference that follows the broker, not the position, shows.
+ */
+export function runOrder(brokers: readonly BrokerMode[], runs: number): { mode: BrokerMode; run: number }[] {
+  const order: { mode: BrokerMode; run: number }[] = [];
+  for (let run = 1; run <= runs; run++) {
+    const round = run % 2 === 1 ? brokers : [...brokers].reverse();
+    for (const mode of round) order.push({ mode, run });
+  }
+  return order;
+}
+
 export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   const quick = argv.includes('--quick');
   const a: BenchArgs = {

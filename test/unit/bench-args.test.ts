@@ -1,6 +1,6 @@
 /** `npm run bench` flags: the simulator's timing spread. */
 import { TYPICAL_TIMING_SPREAD } from '../../devices-sim/index.js';
-import { parseBenchArgs, UsageError } from '../../scripts/lib/bench-args.js';
+import { parseBenchArgs, runOrder, UsageError } from '../../scripts/lib/bench-args.js';
 
 test('the fleet runs at the typical timing spread unless told otherwise; 0 is lock step', () => {
   expect(parseBenchArgs([]).timingSpread).toBe(TYPICAL_TIMING_SPREAD);
@@ -19,4 +19,10 @@ test('a spread outside 0 ≤ s < 1 is refused with the flag named', () => {
       /--timing-spread must be a number >= 0 and < 1/,
     );
   }
+});
+
+test('the brokers alternate, every other round in reverse, so neither always runs first', () => {
+  const order = runOrder(['embedded', 'mosquitto'], 3).map((r) => `${r.mode}${r.run}`);
+  expect(order).toEqual(['embedded1', 'mosquitto1', 'mosquitto2', 'embedded2', 'embedded3', 'mosquitto3']);
+  expect(runOrder(['embedded'], 2).map((r) => r.run)).toEqual([1, 2]);
 });
