@@ -13,17 +13,21 @@ export interface HttpListener {
   close(): Promise<void>;
 }
 
-/** Listens with `server` on `port` at `host`; rejects if it cannot bind. */
+/**
+ * Listens with `server` on `port` at `host` (`backlog`: pending connections the kernel queues; Node's
+ * default when absent); rejects if it cannot bind.
+ */
 export async function listenHttp(
   server: http.Server | https.Server,
   port: number,
   host: string,
+  backlog?: number,
 ): Promise<HttpListener> {
   // Longer than the usual load balancer's and Prometheus' idle timeouts: they close first.
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen({ port, host, backlog }, () => {
       server.off('error', reject);
       resolve();
     });

@@ -7,7 +7,6 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -256,6 +255,9 @@ async function start(
 
   let httpPort: number | null = null;
   let httpUrl: string | null = null;
+  // PORT's server, HTTPS with the TLS files: the api's, or a broker-only process's WebSocket port.
+  const httpServer = (listener: http.RequestListener) =>
+    serverTls ? https.createServer({ key: serverTls.key, cert: serverTls.cert }, listener) : http.createServer(listener);
   if (config.roles.has('api')) {
     const monitor = new FleetMonitor(
       mqtt,
@@ -336,21 +338,11 @@ async function start(
         mountQueueDashboard(app, guards, [queue]);
       },
     });
-    const s = serverTls ? https.createServer({ key: serverTls.key, cert: serverTls.cert }, listener) : http.createServer(listener);
-    s.keepAliveTimeout = 65_000;
+    const s = httpServer(listener);
     if (broker) broker.attachWebSocket(s, '/mqtt');
-    await new Promise<void>((resolve, reject) => {
-      s.once('error', reject);
-      s.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG }, () => resolve());
-    });
-    closers.push(
-      () =>
-        new Promise<void>((resolve) => {
-          s.close(() => resolve());
-          s.closeAllConnections();
-        }),
-    );
-    httpPort = (s.address() as AddressInfo).port;
+    const server = await listenHttp(s, config.port, config.host, LISTEN_BACKLOG);
+    closers.push(() => server.close());
+    httpPort = server.port;
     httpUrl = `${serverTls ? 'https' : 'http'}://127.0.0.1:${httpPort}`;
     logger.info({ port: httpPort }, 'HTTP API listening');
   }
@@ -358,8 +350,7 @@ async function start(
   if (broker && httpPort === null) {
     // The broker without the api role: browsers still reach it over WebSocket (MQTT_BROWSER_URL of
     // the api processes), and a load balancer probes it, on PORT.
-    const listener = probeListener(readiness, logger);
-    const s = serverTls ? https.createServer({ key: serverTls.key, cert: serverTls.cert }, listener) : http.createServer(listener);
+    const s = httpServer(probeListener(readiness, logger));
     broker.attachWebSocket(s, '/mqtt');
     const server = await listenHttp(s, config.port, config.host);
     closers.push(() => server.close());
