@@ -18,7 +18,7 @@ import type { BenchArgs, BrokerMode } from './bench-args.js';
 import { collectGarbage } from './bench-inspector.js';
 import { mosquittoPid, procSample, procSamples } from './bench-proc.js';
 import { SimProcess } from './bench-sim.js';
-import { freePort, ManagedProcess, ROOT, SERVICE_NODE_FLAGS, stoppingOnSignal, volatileRedisServer } from './processes.js';
+import { freePort, healthzAnswers, ManagedProcess, ROOT, SERVICE_NODE_FLAGS, stoppingOnSignal, volatileRedisServer } from './processes.js';
 
 /** The machine's Mosquitto (anonymous clients allowed there, see /etc/mosquitto/mosquitto.conf). */
 export const MOSQUITTO_URL = 'mqtt://127.0.0.1:1883';
@@ -152,11 +152,11 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
         nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${path.resolve(args.profileDir)}`);
       }
       const env = { ...common, ROLE: role };
-      let ready: () => Promise<boolean> = () => fetch(`http://127.0.0.1:${httpPort}/healthz`).then((r) => r.ok, () => false);
+      let ready = healthzAnswers(httpPort);
       if (role === 'broker') {
         // Browsers reach it over WebSocket on its own HTTP port, where it answers the probes.
         Object.assign(env, { PORT: String(brokerHttpPort) });
-        ready = () => fetch(`http://127.0.0.1:${brokerHttpPort}/healthz`).then((r) => r.ok, () => false);
+        ready = healthzAnswers(brokerHttpPort);
       } else if (apart) {
         Object.assign(env, { MQTT_URL: mqttUrl, MQTT_BROWSER_URL: `ws://127.0.0.1:${brokerHttpPort}/mqtt` });
       }

@@ -178,6 +178,11 @@ export function redisAnswers(port: number): () => Promise<boolean> {
   };
 }
 
+/** True once a fleetflash process's `/healthz` on `port` (loopback) answers 200. */
+export function healthzAnswers(port: number | string): () => Promise<boolean> {
+  return () => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
+}
+
 /** redis-server on its own port keeping nothing on disk (a benchmark's, a replica's); `args` are added. */
 export function volatileRedisServer(port: number, dir: string, args: string[] = []): ManagedProcess {
   return new ManagedProcess(
@@ -205,7 +210,7 @@ export const SERVICE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=64'
 export function fleetflashProcess(name: string, env: Record<string, string>, logFile: string | null): ManagedProcess {
   const roles = (env.ROLE ?? '').split(',');
   const ready = roles.includes('api')
-    ? () => fetch(`http://127.0.0.1:${env.PORT}/healthz`).then((r) => r.ok, () => false)
+    ? healthzAnswers(env.PORT)
     : roles.includes('broker')
       ? () => portOpen(Number(env.MQTT_PORT))
       : async () => true;
