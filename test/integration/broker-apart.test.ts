@@ -67,6 +67,16 @@ describe('the broker role in a process of its own', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  /** Launches a job updating `devices` (of one product) to the seeded image; its id. */
+  const launch = async (devices: { deviceId: string; productId: number }[]) => {
+    const res = await h.api('/api/jobs', {
+      method: 'POST',
+      json: { firmwareId: h.image(devices[0].productId).id, devices: devices.map((d) => d.deviceId) },
+    });
+    expect(res.status).toBe(202);
+    return ((await res.json()) as { job: JobRecord }).job.id;
+  };
+
   test('an update runs through it, and a browser follows the job over its WebSocket', async () => {
     expect(h.service.broker).toBeNull();
     expect(broker.httpUrl).toBeNull();
@@ -76,14 +86,9 @@ describe('the broker role in a process of its own', () => {
       mix: { vebus: 0, solarcharger: 1, battery: 0 },
     });
     const solar = fleet.devices().filter((d) => d.service === 'solarcharger');
-    const res = await h.api('/api/jobs', {
-      method: 'POST',
-      json: { firmwareId: h.image(solar[0].productId).id, devices: solar.map((d) => d.deviceId) },
-    });
-    expect(res.status).toBe(202);
-    const { job } = (await res.json()) as { job: JobRecord };
+    const jobId = await launch(solar);
 
-    const watcher = await StatusWatcher.connect(h.base, h.viewerToken, job.id);
+    const watcher = await StatusWatcher.connect(h.base, h.viewerToken, jobId);
     try {
       expect(watcher.url).toBe(`ws://127.0.0.1:${broker.httpPort}`);
       await waitFor(
@@ -135,21 +140,13 @@ describe('the broker role in a process of its own', () => {
       timeScale: 20,
     });
     const [early, late] = fleet.devices().filter((d) => d.service === 'solarcharger');
-    const launch = async (deviceId: string, productId: number) => {
-      const res = await h.api('/api/jobs', {
-        method: 'POST',
-        json: { firmwareId: h.image(productId).id, devices: [deviceId] },
-      });
-      expect(res.status).toBe(202);
-      return ((await res.json()) as { job: JobRecord }).job.id;
-    };
     const jobOf = async (jobId: string) =>
       (await (await h.api(`/api/jobs/${jobId}`)).json()) as { job: JobRecord; executions: ExecutionRecord[] };
 
     // One job finished before the restart: its records exist only in the old broker's memory and Redis.
-    const first = await launch(early.deviceId, early.productId);
+    const first = await launch([early]);
     await waitFor(async () => (await jobOf(first)).job.state === 'completed', 30_000, 'the first job');
-    const second = await launch(late.deviceId, late.productId);
+    const second = await launch([late]);
     await waitFor(
       async () => (await jobOf(second)).executions[0]?.installAccepted === true,
       30_000,
