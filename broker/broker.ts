@@ -48,6 +48,7 @@ import { forgetConnectPacket, ownWillPayload, useParserBytes } from './parser-bu
 import { indexedMemoryPersistence, retainedMessageCount } from './retained-index.js';
 import { useSubscriptionTrie } from './subscription-trie.js';
 import { BrokerTransports } from './transports.js';
+import { useWholePacketWrites } from '../src/mqtt/whole-packet-writes.js';
 
 /** Default for {@link BrokerOptions.maxPayloadBytes}. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024;
@@ -166,6 +167,8 @@ export async function createBroker(options: BrokerOptions): Promise<EmbeddedBrok
   if (!Number.isInteger(settings.maxPacketBytes) || settings.maxPacketBytes < 1024) {
     throw new RangeError(`maxPacketBytes must be an integer >= 1024, got ${settings.maxPacketBytes}`);
   }
+  // One write per packet to every client (see whole-packet-writes.ts).
+  useWholePacketWrites();
   const log = settings.logger;
   const stats = new BrokerStats();
   const limiter = new ConnectRateLimiter({ perMinute: settings.connectRatePerMinute });
