@@ -2,10 +2,12 @@
  * Opens MQTT client connections for the service and the simulator.
  * TCP sockets get TCP_NODELAY: without it every hop waits ~40 ms for Nagle + delayed ACK.
  * WebSocket sockets already have it (ws sets it on every socket it opens).
+ * Each packet goes to the socket in one write (whole-packet-writes.ts).
  */
 import net from 'node:net';
 import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
 import { coalesceWrites } from '../net/write-coalescing.js';
+import { useWholePacketWrites } from './whole-packet-writes.js';
 
 export type { MqttClient, IClientOptions };
 
@@ -19,6 +21,8 @@ export interface ConnectTuning {
 
 /** Connects to `mqtt://host:port` (or `tcp://`, `ws://`, `wss://`, `mqtts://`); does not wait for CONNACK. */
 export function connectMqtt(url: string, options: IClientOptions = {}, tuning: ConnectTuning = {}): MqttClient {
+  // One write per packet (see whole-packet-writes.ts).
+  useWholePacketWrites();
   const parsed = new URL(url);
   if (parsed.protocol === 'mqtt:' || parsed.protocol === 'tcp:') {
     const host = parsed.hostname || '127.0.0.1';

@@ -12,13 +12,19 @@
  * {@link useWholePacketWrites} replaces the module's `writeToStream` by one that lets the original
  * encode the packet into a collector (which has no `cork`, so none is queued) and writes what it
  * collected as one buffer: the same bytes, one `write`, and that write's return value (backpressure)
- * as before. A packet the original refuses (it destroys its stream with the reason) destroys the real
- * stream with the same error and writes nothing of it, as before. mqtt-packet's other exports, and
+ * as before. What the per-packet cork gave, packets written in one synchronous run leaving together
+ * (a site republishing its paths, a burst of publishes), stays: a stream is corked at its first
+ * packet of a tick and uncorked, with every other stream corked in that tick, by one shared
+ * `nextTick`; a stream that holds its writes until the end of the event-loop iteration already
+ * (write-coalescing.ts: the broker's client sockets, the service's client) is not corked at all.
+ * A packet the original refuses (it destroys its stream with the reason) destroys the real stream
+ * with the same error and writes nothing of it, as before. mqtt-packet's other exports, and
  * `generate`, are left as they are. Done once per process, for the one copy of mqtt-packet that
  * aedes and mqtt.js load (the project resolves one; a test checks both write through it).
  */
 import type { Writable } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
+import { coalescesWrites } from '../net/write-coalescing.js';
 
 type WriteToStream = ((packet: unknown, stream: Writable, opts?: unknown) => boolean) & {
   cacheNumbers: boolean;
@@ -65,6 +71,24 @@ class PacketCollector {
   }
 }
 
+/** Streams corked in this tick (see the module comment), all uncorked by one `nextTick`. */
+let corked = new Set<Writable>();
+
+function uncorkAll(): void {
+  const streams = corked;
+  // An uncork may write synchronously (a drain handler): a stream corked then waits for the next tick.
+  corked = new Set();
+  for (const stream of streams) stream.uncork();
+}
+
+/** Corks `stream` until the end of this tick unless it is corked so already or holds its writes itself. */
+function holdForTick(stream: Writable): void {
+  if (corked.has(stream) || typeof stream.cork !== 'function' || coalescesWrites(stream)) return;
+  if (corked.size === 0) process.nextTick(uncorkAll);
+  corked.add(stream);
+  stream.cork();
+}
+
 /**
  * Makes mqtt-packet's `writeToStream` write each packet whole (see the module comment). Idempotent;
  * returns false, changing nothing, when mqtt-packet is not as expected (no `writeToStream`).
@@ -83,6 +107,7 @@ export function useWholePacketWrites(): boolean {
       stream.destroy(bytes);
       return false;
     }
+    holdForTick(stream);
     return stream.write(bytes);
   } as WriteToStream;
   // mqtt.js sets `writeToStream.cacheNumbers` (its `writeCache` option): it stays the original's setting.

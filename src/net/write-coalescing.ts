@@ -83,6 +83,11 @@ export function coalesceWrites<S extends Writable>(stream: S): S {
   return stream;
 }
 
+/** Whether {@link coalesceWrites} made `stream`'s writes wait for the end of the iteration. */
+export function coalescesWrites(stream: object): boolean {
+  return kCoalescing in stream;
+}
+
 function coalescedWrite(this: CoalescedStream, ...args: Parameters<Writable['write']>): boolean {
   const c = this[kCoalescing];
   c.cork.hold();

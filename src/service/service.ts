@@ -55,7 +55,6 @@ import { ServiceMetrics } from '../metrics/service-metrics.js';
 import { systemClock, type Clock } from '../rollout/clock.js';
 import { RolloutController, type RolloutControllerOptions } from '../rollout/rollout-controller.js';
 import { RolloutStore } from '../rollout/rollout-store.js';
-import { useWholePacketWrites } from '../mqtt/whole-packet-writes.js';
 
 /** The portal: `web/` at the repository root, whether running from sources or from `dist/`. */
 export const WEB_DIR = (() => {
@@ -110,8 +109,6 @@ export interface Service {
 }
 
 export async function startService(config: Readonly<Config>, logger: Logger, options: ServiceOptions = {}): Promise<Service> {
-  // One write per MQTT packet, the broker's and the service's client's (see whole-packet-writes.ts).
-  useWholePacketWrites();
   const closers: (() => Promise<void>)[] = [];
   const close = async () => {
     for (const c of closers.reverse()) {

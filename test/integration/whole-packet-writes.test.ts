@@ -1,6 +1,6 @@
 /**
  * On real sockets, the broker (aedes) and the service's client (mqtt.js) hand each MQTT packet to
- * their socket in one write (whole-packet-writes.ts, installed by createBroker and startService):
+ * their socket in one write (whole-packet-writes.ts, installed by createBroker and connectMqtt):
  * both load the one mqtt-packet the wrapper replaced. Counted on the broker's side of a subscriber's
  * connection and on a publisher's client socket; field by field, a PUBLISH was five writes or more.
  */

@@ -2,11 +2,14 @@
  * whole-packet-writes.ts: with it, mqtt-packet's `writeToStream` writes each packet as one buffer
  * holding exactly the bytes the original wrote field by field (`generate` still uses the original),
  * passes the stream's backpressure on, and refuses a packet it cannot encode as the original does:
- * the stream destroyed with the reason, nothing of the packet written.
+ * the stream destroyed with the reason, nothing of the packet written. Packets written to a stream
+ * in one synchronous run still leave together (one `writev` after the tick), except on a stream
+ * that holds its writes for the iteration itself, which is left uncorked.
  */
 import { Writable } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
 import { useWholePacketWrites } from '../../src/mqtt/whole-packet-writes.js';
+import { coalesceWrites } from '../../src/net/write-coalescing.js';
 
 /** Records every write; its `write` answers `accept` (false: the stream's buffer is full). */
 class Recorder extends Writable {
@@ -167,4 +170,45 @@ test('installing twice keeps one wrapper; mqtt.js’s cacheNumbers setting reach
   } finally {
     mqttPacket.writeToStream.cacheNumbers = true;
   }
+});
+
+/** A stream that records each batch its socket-like end would get (one `_writev` or `_write` call). */
+function batchRecorder(): { stream: Writable; batches: string[][] } {
+  const batches: string[][] = [];
+  const stream = new Writable({
+    writev(chunks, callback) {
+      batches.push(chunks.map((c) => (c.chunk as Buffer).toString('hex')));
+      callback();
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      batches.push([chunk.toString('hex')]);
+      callback();
+    },
+  });
+  return { stream, batches };
+}
+
+test('packets written in one run leave together once the tick ends, one writev, one packet per piece', async () => {
+  const { stream, batches } = batchRecorder();
+  const burst = PACKETS.slice(0, 3);
+  for (const [, packet, opts] of burst) mqttPacket.writeToStream(packet, stream as never, opts);
+  expect(stream.writableCorked).toBe(1);
+  expect(batches).toEqual([]);
+  await new Promise((resolve) => process.nextTick(resolve));
+  expect(stream.writableCorked).toBe(0);
+  expect(batches).toEqual([
+    burst.map(([, packet, opts]) => mqttPacket.generate(packet, opts).toString('hex')),
+  ]);
+});
+
+test('a stream that holds its writes for the iteration itself is not corked for the tick as well', async () => {
+  const { stream, batches } = batchRecorder();
+  coalesceWrites(stream);
+  mqttPacket.writeToStream(PACKETS[4][1], stream as never);
+  expect(stream.writableCorked).toBe(1); // coalesceWrites' own hold, released at the end of the iteration
+  await new Promise((resolve) => process.nextTick(resolve));
+  expect(batches).toEqual([]);
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(stream.writableCorked).toBe(0);
+  expect(batches).toEqual([[mqttPacket.generate(PACKETS[4][1]).toString('hex')]]);
 });
