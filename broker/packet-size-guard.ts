@@ -16,7 +16,7 @@
  */
 import type net from 'node:net';
 import { Duplex } from 'node:stream';
-import { coalesceWrites, IterationCork } from '../src/net/write-coalescing.js';
+import { coalesceWrites, declareCoalescing, IterationCork } from '../src/net/write-coalescing.js';
 
 /** Why the guard closed a connection. */
 export type FrameViolation =
@@ -95,6 +95,7 @@ export class PacketSizeGuard extends Duplex {
     super({ allowHalfOpen: false });
     this.#inner = inner;
     this.#cork = new IterationCork(inner);
+    declareCoalescing(this);
     const meter = new MqttFrameMeter(maxPacketBytes);
     inner.on('data', (chunk: Buffer) => {
       if (this.destroyed) return;

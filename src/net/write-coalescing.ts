@@ -83,9 +83,17 @@ export function coalesceWrites<S extends Writable>(stream: S): S {
   return stream;
 }
 
-/** Whether {@link coalesceWrites} made `stream`'s writes wait for the end of the iteration. */
+/** Streams that hold what is written to them until the end of the iteration by themselves (packet-size-guard.ts). */
+const holdingItself = new WeakSet<object>();
+
+/** Declares that `stream` holds its writes until the end of the iteration (through an {@link IterationCork} of its own). */
+export function declareCoalescing(stream: object): void {
+  holdingItself.add(stream);
+}
+
+/** Whether `stream`'s writes wait for the end of the iteration: {@link coalesceWrites} made it so, or it declared so. */
 export function coalescesWrites(stream: object): boolean {
-  return kCoalescing in stream;
+  return kCoalescing in stream || holdingItself.has(stream);
 }
 
 function coalescedWrite(this: CoalescedStream, ...args: Parameters<Writable['write']>): boolean {

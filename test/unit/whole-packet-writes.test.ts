@@ -6,8 +6,9 @@
  * in one synchronous run still leave together (one `writev` after the tick), except on a stream
  * that holds its writes for the iteration itself, which is left uncorked.
  */
-import { Writable } from 'node:stream';
+import { Duplex, Writable } from 'node:stream';
 import mqttPacket from 'mqtt-packet';
+import { PacketSizeGuard } from '../../broker/packet-size-guard.js';
 import { useWholePacketWrites } from '../../src/mqtt/whole-packet-writes.js';
 import { coalesceWrites } from '../../src/net/write-coalescing.js';
 
@@ -211,4 +212,23 @@ test('a stream that holds its writes for the iteration itself is not corked for 
   await new Promise((resolve) => setImmediate(resolve));
   expect(stream.writableCorked).toBe(0);
   expect(batches).toEqual([[mqttPacket.generate(PACKETS[4][1]).toString('hex')]]);
+});
+
+test('nor is the broker’s guard around a WebSocket stream, which holds its writes to that stream itself', async () => {
+  const written: Buffer[] = [];
+  const inner = new Duplex({
+    read() {},
+    write(chunk: Buffer, _encoding, callback) {
+      written.push(chunk);
+      callback();
+    },
+  });
+  const guard = new PacketSizeGuard(inner, 1024, () => undefined);
+  mqttPacket.writeToStream(PACKETS[4][1], guard as never);
+  expect(guard.writableCorked).toBe(0);
+  expect(inner.writableCorked).toBe(1); // the guard's own hold on the stream beneath
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(inner.writableCorked).toBe(0);
+  expect(written).toEqual([mqttPacket.generate(PACKETS[4][1])]);
+  guard.destroy();
 });
