@@ -7,7 +7,7 @@
  * the stream for each packet and queues a `process.nextTick` to uncork it. On a socket each of those
  * writes is a buffered request of its own, a string field is converted to a buffer on its way, and
  * the `writev` that finally sends them hands the kernel one piece per field. In the api,broker
- * process of the 10,000-site benchmark the per-packet `nextTick`s alone were 1.3 % of its CPU.
+ * process of the 10,000-site benchmark the per-packet `nextTick`s alone were 1.4 % of its busy time.
  *
  * {@link useWholePacketWrites} replaces the module's `writeToStream` by one that lets the original
  * encode the packet into a collector (which has no `cork`, so none is queued) and writes what it
@@ -16,7 +16,8 @@
  * (a site republishing its paths, a burst of publishes), stays: a stream is corked at its first
  * packet of a tick and uncorked, with every other stream corked in that tick, by one shared
  * `nextTick`; a stream that holds its writes until the end of the event-loop iteration already
- * (write-coalescing.ts: the broker's client sockets, the service's client) is not corked at all.
+ * (write-coalescing.ts: the broker's client sockets and its guard around a WebSocket, the service's
+ * client) is not corked at all.
  * A packet the original refuses (it destroys its stream with the reason) destroys the real stream
  * with the same error and writes nothing of it, as before. mqtt-packet's other exports, and
  * `generate`, are left as they are. Done once per process, for the one copy of mqtt-packet that

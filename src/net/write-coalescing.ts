@@ -4,9 +4,9 @@
  * MQTT packets are held back at most until the next tick (mqtt-packet corked a stream for each
  * packet; whole-packet-writes.ts holds a stream's packets of one tick together), so a broker
  * delivering a hundred messages to the worker's connection in one iteration (aedes hands each
- * delivery its own `setImmediate`) made a hundred `write` syscalls; so did a worker publishing a hundred status
- * records answered by one Redis reply. Those small writes were the broker's largest CPU cost in the
- * benchmark. Here the first write of an iteration corks the socket and a `setImmediate` uncorks it:
+ * delivery its own `setImmediate`) made a hundred `write` syscalls; so did a worker publishing a
+ * hundred status records answered by one Redis reply. Those small writes were the broker's largest
+ * CPU cost in the benchmark. Here the first write of an iteration corks the socket and a `setImmediate` uncorks it:
  * everything written until then leaves as one `writev`. The delay is the rest of the current
  * iteration (microseconds when idle); TCP_NODELAY stays on, so nothing waits for Nagle. Used on the
  * broker's client streams, the service's MQTT socket and the stores' Redis socket.
