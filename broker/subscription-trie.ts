@@ -80,8 +80,12 @@ export class SubscriptionTrie<T> {
 
   /** The values of every filter matching `topic`, in qlobber's order. */
   match(topic: string): T[] {
+    const { separator } = this.options;
+    // Checked without splitting: a topic shorter than MAX_WORDS characters has at most that many levels.
+    if (topic.length >= MAX_WORDS && countOf(topic, separator) + 1 > MAX_WORDS)
+      throw new Error('too many words');
     const out: T[] = [];
-    this.collect(out, 0, this.split(topic), this.root);
+    this.collect(out, topic, 0, this.root);
     return out;
   }
 
@@ -91,31 +95,70 @@ export class SubscriptionTrie<T> {
     return words;
   }
 
-  /** qlobber's `_match`, step for step: `#` first, then the level itself (or the end), then `+`. */
-  private collect(out: T[], i: number, words: readonly string[], n: TrieNode<Slot<T>>): void {
-    const { wildcardOne, wildcardSome } = this.options;
+  /**
+   * qlobber's `_match`, step for step: `#` first, then the level itself (or the end), then `+`.
+   * Walks `topic` in place rather than split into words (every routed message is matched here): the
+   * level starting at `at` ends at the next separator; `at === topic.length + separator.length` is past the last
+   * level (the separator's length past it: one character in MQTT). A level is cut out of the topic only to look it up among several children; a node with
+   * one child (most of a fleet's: `P` → `<portal id>` → `in` → `+`) is compared in place.
+   */
+  private collect(out: T[], topic: string, at: number, n: TrieNode<Slot<T>>): void {
+    const { separator, wildcardOne, wildcardSome } = this.options;
+    const end = topic.length + separator.length;
     const some = childOf(n, wildcardSome);
     if (some) {
-      // A `#` with levels after it tries them from every later word; then it matches to the end.
-      if (some.children !== null) for (let j = i; j < words.length; j++) this.collect(out, j, words, some);
-      this.collect(out, words.length, words, some);
+      // A `#` with levels after it tries them from every later level; then it matches to the end.
+      if (some.children !== null)
+        for (let j = at; j < end; j = levelAfter(topic, separator, j)) this.collect(out, topic, j, some);
+      this.collect(out, topic, end, some);
     }
-    if (i === words.length) {
+    if (at === end) {
       const slot = n.value;
       if (slot instanceof Many) for (const v of slot.list) out.push(v);
       else if (slot !== undefined) out.push(slot);
       return;
     }
-    const word = words[i];
-    if (word !== wildcardOne && word !== wildcardSome) {
-      const child = childOf(n, word);
-      if (child) this.collect(out, i + 1, words, child);
+    const c = n.children;
+    if (c === null) return;
+    let stop = topic.indexOf(separator, at);
+    if (stop < 0) stop = topic.length;
+    const next = stop + separator.length;
+    const oneMatches = stop > at || this.options.matchEmptyLevels;
+    if (c instanceof Map) {
+      const word = topic.slice(at, stop);
+      if (word !== wildcardOne && word !== wildcardSome) {
+        const child = c.get(word);
+        if (child) this.collect(out, topic, next, child);
+      }
+      if (oneMatches) {
+        const one = c.get(wildcardOne);
+        if (one) this.collect(out, topic, next, one);
+      }
+      return;
     }
-    if (word !== '' || this.options.matchEmptyLevels) {
-      const one = childOf(n, wildcardOne);
-      if (one) this.collect(out, i + 1, words, one);
+    // The only child: `+` (matches this level), `#` (taken above), or a level of its own, which the
+    // topic's level matches when it is the same text (a topic level that is itself a wildcard
+    // character cannot equal it).
+    const level = c.level;
+    if (level === wildcardOne) {
+      if (oneMatches) this.collect(out, topic, next, c);
+    } else if (level !== wildcardSome && level.length === stop - at && topic.startsWith(level, at)) {
+      this.collect(out, topic, next, c);
     }
   }
+}
+
+/** Where the level after the one starting at `at` starts (`topic.length + separator.length` past the last). */
+function levelAfter(topic: string, separator: string, at: number): number {
+  const stop = topic.indexOf(separator, at);
+  return (stop < 0 ? topic.length : stop) + separator.length;
+}
+
+/** How often `separator` occurs in `text`. */
+function countOf(text: string, separator: string): number {
+  let count = 0;
+  for (let i = text.indexOf(separator); i >= 0; i = text.indexOf(separator, i + separator.length)) count++;
+  return count;
 }
 
 /** The parts of qlobber's Qlobber this reads to replace it (lib/qlobber.js). */

@@ -27,11 +27,14 @@ function trie(matchEmptyLevels: boolean): Matcher {
   });
 }
 
-/** Few distinct levels, so filters and topics overlap often; `$x`, empty levels and wildcards included. */
-const level = fc.constantFrom('a', 'b', 'c', '', '$x', '+', '#');
+/**
+ * Few distinct levels, so filters and topics overlap often; `$x`, empty levels and wildcards included,
+ * and `ab` beside `a` (a level that starts with another is not it).
+ */
+const level = fc.constantFrom('a', 'ab', 'b', 'c', '', '$x', '+', '#');
 const filter = fc.array(level, { minLength: 1, maxLength: 5 }).map((l) => l.join('/'));
 const topic = fc
-  .array(fc.constantFrom('a', 'b', 'c', '', '$x', '+', '#'), { minLength: 1, maxLength: 6 })
+  .array(fc.constantFrom('a', 'ab', 'b', 'c', '', '$x', '+', '#'), { minLength: 1, maxLength: 6 })
   .map((l) => l.join('/'));
 
 type Op =
@@ -97,6 +100,9 @@ describe('SubscriptionTrie', () => {
       expect(() => m.match(deep)).toThrow('too many words');
       expect(() => m.add(deep, 1)).toThrow('too many words');
       expect(() => m.add('#/#/#/#', 1)).toThrow('too many wildcard somes');
+      // 100 levels are allowed, 101 are not, however short the topic.
+      expect(m.match('/'.repeat(99))).toEqual([]);
+      expect(() => m.match('/'.repeat(100))).toThrow('too many words');
     }
   });
 
