@@ -198,6 +198,12 @@ export function parseConfig(env: Env = process.env): Readonly<Config> {
   if (roles.has('api') && config.apiTokens.length === 0) {
     throw new ConfigError('API_TOKENS', 'needs at least one role:token for the api role');
   }
+  // A worker hands devices a download URL. Without PUBLIC_URL it is this host's PORT, where an api
+  // process serves the images; a broker,worker process's PORT answers only browsers and probes, so
+  // every device would get a 404 there and fail its download.
+  if (roles.has('worker') && roles.has('broker') && !roles.has('api') && config.publicUrl === null) {
+    throw new ConfigError('PUBLIC_URL', "is required for ROLE=broker,worker (its PORT serves no firmware: give the api's URL)");
+  }
   return Object.freeze(config);
 }
 

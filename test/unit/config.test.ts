@@ -1,0 +1,43 @@
+/**
+ * Which combinations of roles and settings the service refuses to start with, by the variable to fix.
+ */
+import { parseConfig } from '../../src/config.js';
+import { ConfigError } from '../../src/errors.js';
+
+const BASE = {
+  SIGNING_SECRET: 'x'.repeat(32),
+  MQTT_SERVICE_PASSWORD: 'p',
+  API_TOKENS: 'operator:a-token-of-16-chars',
+};
+
+/** The variable a start with `env` is refused for, or null when it starts. */
+function refusedFor(env: Record<string, string>): string | null {
+  try {
+    parseConfig({ ...BASE, ...env });
+    return null;
+  } catch (e) {
+    if (e instanceof ConfigError) return e.variable;
+    throw e;
+  }
+}
+
+describe('firmware download URL of a worker', () => {
+  test('ROLE=broker,worker needs PUBLIC_URL: its PORT serves no firmware', () => {
+    expect(refusedFor({ ROLE: 'broker,worker' })).toBe('PUBLIC_URL');
+    expect(refusedFor({ ROLE: 'worker,broker' })).toBe('PUBLIC_URL');
+    const config = parseConfig({ ...BASE, ROLE: 'broker,worker', PUBLIC_URL: 'https://updates.example.com' });
+    expect(config.publicUrl).toBe('https://updates.example.com');
+  });
+
+  test('a worker beside the api, or alone (an api on this host), may leave it out', () => {
+    for (const ROLE of ['api,broker,worker', 'api,worker', 'worker', 'api,broker', 'broker']) {
+      expect([ROLE, refusedFor({ ROLE })]).toEqual([ROLE, null]);
+    }
+  });
+
+  test('the error names the variable and says what to give', () => {
+    expect(() => parseConfig({ ...BASE, ROLE: 'broker,worker' })).toThrow(
+      "PUBLIC_URL: is required for ROLE=broker,worker (its PORT serves no firmware: give the api's URL)",
+    );
+  });
+});
