@@ -98,9 +98,10 @@ export class SubscriptionTrie<T> {
   /**
    * qlobber's `_match`, step for step: `#` first, then the level itself (or the end), then `+`.
    * Walks `topic` in place rather than split into words (every routed message is matched here): the
-   * level starting at `at` ends at the next separator; `at === topic.length + separator.length` is past the last
-   * level (the separator's length past it: one character in MQTT). A level is cut out of the topic only to look it up among several children; a node with
-   * one child (most of a fleet's: `P` → `<portal id>` → `in` → `+`) is compared in place.
+   * level starting at `at` ends at the next separator, and `at === topic.length + separator.length`
+   * is past the last level. A level is cut out of the topic only to look it up among several
+   * children; a node with one child (most of a fleet's: `P` → `<portal id>` → `in` → `+`) is compared
+   * in place.
    */
   private collect(out: T[], topic: string, at: number, n: TrieNode<Slot<T>>): void {
     const { separator, wildcardOne, wildcardSome } = this.options;
