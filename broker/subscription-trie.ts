@@ -121,9 +121,8 @@ export class SubscriptionTrie<T> {
     }
     const c = n.children;
     if (c === null) return;
-    let stop = topic.indexOf(separator, at);
-    if (stop < 0) stop = topic.length;
-    const next = stop + separator.length;
+    const next = levelAfter(topic, separator, at);
+    const stop = next - separator.length;
     const oneMatches = stop > at || this.options.matchEmptyLevels;
     if (c instanceof Map) {
       const word = topic.slice(at, stop);
