@@ -13,6 +13,7 @@ import { parseConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 import { connectMqtt, waitConnected, type MqttClient } from '../../src/mqtt/connect.js';
 import { loadServerTls } from '../../src/service/tls.js';
+import { configRefusal } from '../helpers/config-refusal.js';
 import { makeSelfSignedCert } from '../helpers/self-signed-cert.js';
 import { startHarness, type Harness } from '../helpers/service-harness.js';
 
@@ -170,14 +171,7 @@ describe('with TLS files and MQTT_PLAIN=false', () => {
 describe('TLS configuration errors name the variable', () => {
   test('MQTT_PLAIN=false needs TLS; a cert needs its key and the other way round', () => {
     const base = { SIGNING_SECRET: 'x'.repeat(32), MQTT_SERVICE_PASSWORD: 'p', ROLE: 'broker' };
-    const err = (env: Record<string, string>) => {
-      try {
-        parseConfig({ ...base, ...env });
-      } catch (e) {
-        return e instanceof ConfigError ? e.variable : String(e);
-      }
-      return null;
-    };
+    const err = (env: Record<string, string>) => configRefusal({ ...base, ...env })?.variable ?? null;
     expect(err({ MQTT_PLAIN: 'false' })).toBe('MQTT_PLAIN');
     expect(err({ MQTT_PLAIN: 'no' })).toBe('MQTT_PLAIN');
     expect(err({ TLS_CERT_FILE: certFile })).toBe('TLS_KEY_FILE');

@@ -2,7 +2,7 @@
  * Which combinations of roles and settings the service refuses to start with, by the variable to fix.
  */
 import { parseConfig } from '../../src/config.js';
-import { ConfigError } from '../../src/errors.js';
+import { configRefusal } from '../helpers/config-refusal.js';
 
 const BASE = {
   SIGNING_SECRET: 'x'.repeat(32),
@@ -12,13 +12,7 @@ const BASE = {
 
 /** The variable a start with `env` is refused for, or null when it starts. */
 function refusedFor(env: Record<string, string>): string | null {
-  try {
-    parseConfig({ ...BASE, ...env });
-    return null;
-  } catch (e) {
-    if (e instanceof ConfigError) return e.variable;
-    throw e;
-  }
+  return configRefusal({ ...BASE, ...env })?.variable ?? null;
 }
 
 describe('firmware download URL of a worker', () => {

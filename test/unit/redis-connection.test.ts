@@ -1,7 +1,7 @@
 /** Redis connection settings: `REDIS_URL` alone, or the sentinels naming the master; what a READONLY refusal does. */
 import { parseConfig } from '../../src/config.js';
-import { ConfigError } from '../../src/errors.js';
 import { redisConnectionOptions } from '../../src/store/redis-connection.js';
+import { configRefusal } from '../helpers/config-refusal.js';
 
 const BASE = {
   SIGNING_SECRET: 's'.repeat(32),
@@ -10,13 +10,9 @@ const BASE = {
 };
 
 function configError(env: Record<string, string>): string {
-  try {
-    parseConfig({ ...BASE, ...env });
-  } catch (e) {
-    if (e instanceof ConfigError) return e.message;
-    throw e;
-  }
-  throw new Error('no ConfigError');
+  const refusal = configRefusal({ ...BASE, ...env });
+  if (!refusal) throw new Error('no ConfigError');
+  return refusal.message;
 }
 
 test('without sentinels the URL is the server', () => {
