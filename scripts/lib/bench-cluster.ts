@@ -200,7 +200,12 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
     const jobIds: string[] = [];
     closers.push(async () => {
       await sim.stop();
-      if (mode === 'mosquitto') await clearRetained(portalIds, targetsOf(portalIds), jobIds);
+      if (mode === 'mosquitto') {
+        // Each job's own devices, from its execution records: every job over every target was 4M
+        // empty publishes after the launch phase's 400 jobs of 10 (minutes, and Mosquitto grew).
+        const jobs = await Promise.all(jobIds.map(async (id) => ({ id, devices: await redis.hkeys(keys.jobExecutions(id)) })));
+        await clearRetained(portalIds, targetsOf(portalIds), jobs);
+      }
     });
     const started = await sim.start(
       { url: mqttUrl, sites: args.sites, salt, timeScale: args.timeScale, timingSpread: args.timingSpread, connectRatePerSec: args.connectRate, secrets },
@@ -273,15 +278,19 @@ function targetsOf(portalIds: readonly string[]): string[] {
  * Mosquitto keeps retained messages (and persists them): remove every one this run left there, the
  * sites' Serials, the fleet records and the jobs' records, with empty retained publishes.
  */
-async function clearRetained(portalIds: readonly string[], targets: readonly string[], jobIds: readonly string[]): Promise<void> {
+async function clearRetained(
+  portalIds: readonly string[],
+  targets: readonly string[],
+  jobs: readonly { id: string; devices: readonly string[] }[],
+): Promise<void> {
   const client = connectMqtt(MOSQUITTO_URL, { clientId: `ffbench-clean-${randomBytes(4).toString('hex')}`, reconnectPeriod: 0 });
   await waitConnected(client);
   const topics: string[] = [];
   for (const id of portalIds) topics.push(serialTopic(id), fleetDeviceTopic(`${id}.platform.0`));
   for (const d of targets) topics.push(fleetDeviceTopic(d));
-  for (const jobId of jobIds) {
-    topics.push(jobStatusTopic(jobId));
-    for (const d of targets) topics.push(jobDeviceTopic(jobId, d));
+  for (const job of jobs) {
+    topics.push(jobStatusTopic(job.id));
+    for (const d of job.devices) topics.push(jobDeviceTopic(job.id, d));
   }
   for (let i = 0; i < topics.length; i += 1000) {
     await Promise.all(topics.slice(i, i + 1000).map((t) => client.publishAsync(t, '', { qos: 1, retain: true })));
