@@ -131,7 +131,7 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
     const rssSite = kb(c.rssWithFleet.service - c.rssBeforeFleet.service);
     const rssSiteRaw = kb(c.rssWithFleet.raw - c.rssBeforeFleet.raw);
     const rssSiteBroker = rssSite + kb(c.rssWithFleet.broker - c.rssBeforeFleet.broker);
-    log(`  memory: service ${rssSite.toFixed(1)} KB per site after a full GC (${rssSiteRaw.toFixed(1)} KB as found)${c.brokerPid ? ` (+ mosquitto: ${rssSiteBroker.toFixed(1)} KB)` : ''}, ${rssPerInflightKb.toFixed(1)} KB per in-flight execution; fleet connected at ${Math.round(args.sites / (c.connectMs / 1000))}/s`);
+    log(`  memory: service ${rssSite.toFixed(1)} KB per site after a full GC (${rssSiteRaw.toFixed(1)} KB as found)${c.brokerPid ? ` (with Mosquitto's heap: ${rssSiteBroker.toFixed(1)} KB)` : ''}, ${rssPerInflightKb.toFixed(1)} KB per in-flight execution; fleet connected at ${Math.round(args.sites / (c.connectMs / 1000))}/s`);
     return {
       execPerSec: t.execPerSec,
       execPerSecOverall: t.execPerSecOverall,

@@ -52,8 +52,9 @@ export interface Cluster {
   /** Milliseconds for every site to connect (and be acknowledged), from the simulator's start. */
   connectMs: number;
   /**
-   * RSS (bytes) of the service after a full garbage collection, and as found (`raw`), and of the broker
-   * (Mosquitto; 0 when embedded), before the fleet connected and once it was inventoried.
+   * RSS (bytes) of the service after a full garbage collection, and as found (`raw`), and Mosquitto's
+   * heap in use (its RSS where it publishes none; 0 when embedded), before the fleet connected and
+   * once it was inventoried.
    */
   rssBeforeFleet: RssSample;
   rssWithFleet: RssSample;
@@ -185,7 +186,11 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
     };
     const rssNow = async (): Promise<RssSample> => {
       const raw = (await procSamples(servicePids)).rss;
-      return { raw, service: await liveRss(), broker: brokerPid ? (await procSample(brokerPid)).rss : 0 };
+      const service = await liveRss();
+      // Mosquitto's live heap, its counterpart of the service's RSS after a full GC: its RSS keeps
+      // the memory an earlier run's fleet freed, so the next fleet's sites cost it no RSS at all.
+      const broker = brokerPid ? ((await mosquittoHeapBytes()) ?? (await procSample(brokerPid)).rss) : 0;
+      return { raw, service, broker };
     };
     // Settled after start-up (JIT, first Redis and MQTT traffic) before the baseline is taken.
     await new Promise((r) => setTimeout(r, 2000));
@@ -267,6 +272,35 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
     if (!process.env.BENCH_DEBUG) await rm(workDir, { recursive: true, force: true });
     if (tail) log(`  service log (end):\n${tail}`);
     throw err;
+  }
+}
+
+/**
+ * Mosquitto's heap in use (`$SYS/broker/heap/current`, bytes), or null when it publishes none (a
+ * build without memory tracking). The retained value is the last one published, current unless the
+ * heap changed since; then a fresh one comes within the `$SYS` interval (10 s by default).
+ */
+async function mosquittoHeapBytes(waitMs = 11_000): Promise<number | null> {
+  const client = connectMqtt(MOSQUITTO_URL, { clientId: `ffbench-heap-${randomBytes(4).toString('hex')}`, reconnectPeriod: 0 });
+  try {
+    await waitConnected(client);
+    let bytes: number | null = null;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, waitMs);
+      client.on('message', (_topic, payload, packet) => {
+        const n = Number(payload.toString());
+        if (!Number.isFinite(n)) return;
+        bytes = n;
+        if (!packet.retain) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      client.subscribe('$SYS/broker/heap/current');
+    });
+    return bytes;
+  } finally {
+    await client.endAsync();
   }
 }
 
