@@ -1,5 +1,6 @@
 /**
- * The accept queue of every listening socket (HTTP API and downloads, MQTT over TCP and TLS).
+ * The accept queue of every listening socket facing the fleet or browsers (HTTP API and downloads, MQTT
+ * over TCP and TLS, a broker-only process's WebSocket port).
  *
  * Node's default is 511. A fleet arrives in bursts: thousands of sites reconnecting after a broker
  * restart, thousands of devices opening their firmware download within a second of a launch. While

@@ -352,7 +352,8 @@ async function start(
     // the api processes), and a load balancer probes it, on PORT.
     const s = httpServer(probeListener(readiness, logger));
     broker.attachWebSocket(s, '/mqtt');
-    const server = await listenHttp(s, config.port, config.host);
+    // Every open portal reconnects at once after a broker restart: the same accept queue as the api's.
+    const server = await listenHttp(s, config.port, config.host, LISTEN_BACKLOG);
     closers.push(() => server.close());
     httpPort = server.port;
     logger.info({ port: httpPort }, 'MQTT over WebSocket listening at /mqtt');

@@ -4,14 +4,16 @@
  * one broker, browsers over WebSocket at `/mqtt` on its `PORT`, where a load balancer's probes are
  * answered too.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { parseConfig } from '../../src/config.js';
+import { LISTEN_BACKLOG } from '../../src/net/listen-backlog.js';
 import type { ExecutionRecord, JobRecord } from '../../src/protocol/index.js';
 import { startService, type Service } from '../../src/service/service.js';
 import { deleteKeys } from '../helpers/redis-keys.js';
@@ -131,6 +133,12 @@ describe('the broker role in a process of its own', () => {
     expect((await fetch(`${brokerHttp}/healthz`, { method: 'POST' })).status).toBe(405);
   });
 
+  test('its HTTP port keeps as long an accept queue as the api port (every open portal reconnects at once after a restart)', async () => {
+    const somaxconn = Number((await readFile('/proc/sys/net/core/somaxconn', 'utf8')).trim());
+    expect(await acceptQueue(broker.httpPort)).toBe(Math.min(LISTEN_BACKLOG, somaxconn));
+    expect(await acceptQueue(h.service.httpPort)).toBe(Math.min(LISTEN_BACKLOG, somaxconn));
+  });
+
   test('a restart of the broker process mid-update: the update goes on, and a page opened afterwards gets every job back', async () => {
     const fleet = await h.addFleet({
       sites: 2,
@@ -188,3 +196,15 @@ describe('the broker role in a process of its own', () => {
     }
   }, 90_000);
 });
+
+/** The accept queue the kernel keeps for a port listening on 127.0.0.1 (`ss`: a LISTEN socket's Send-Q). */
+function acceptQueue(port: number | null): Promise<number> {
+  return new Promise((resolve, reject) => {
+    execFile('ss', ['-ltnH', `sport = :${port}`], (err, stdout) => {
+      if (err) return reject(err);
+      // State, Recv-Q, Send-Q, local address, peer address.
+      const fields = stdout.trim().split(/\s+/);
+      resolve(Number(fields[2]));
+    });
+  });
+}
