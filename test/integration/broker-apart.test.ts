@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
@@ -198,13 +199,8 @@ describe('the broker role in a process of its own', () => {
 });
 
 /** The accept queue the kernel keeps for a port listening on 127.0.0.1 (`ss`: a LISTEN socket's Send-Q). */
-function acceptQueue(port: number | null): Promise<number> {
-  return new Promise((resolve, reject) => {
-    execFile('ss', ['-ltnH', `sport = :${port}`], (err, stdout) => {
-      if (err) return reject(err);
-      // State, Recv-Q, Send-Q, local address, peer address.
-      const fields = stdout.trim().split(/\s+/);
-      resolve(Number(fields[2]));
-    });
-  });
+async function acceptQueue(port: number | null): Promise<number> {
+  const { stdout } = await promisify(execFile)('ss', ['-ltnH', `sport = :${port}`]);
+  // State, Recv-Q, Send-Q, local address, peer address.
+  return Number(stdout.trim().split(/\s+/)[2]);
 }
