@@ -197,7 +197,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   log(`fleetflash bench: ${machine.cores} cores (${machine.cpu}), ${machine.memGb} GB, Node ${machine.node}, load average ${machine.load1}`);
   log(
-    `  ${args.sites} sites (GX + solar charger each), ${args.runs} run(s) per broker (${args.brokers.join(', ')}), ${args.topology} topology, time scale ${args.timeScale} (timing spread ±${Math.round(args.timingSpread * 100)} %), ` +
+    `  ${args.sites} sites (GX + solar charger each), ${args.runs} run(s) per broker (${args.brokers.join(', ')}${args.brokers.includes('mosquitto') ? `, Mosquitto at 127.0.0.1:${args.mosquittoPort}` : ''}), ${args.topology} topology, time scale ${args.timeScale} (timing spread ±${Math.round(args.timingSpread * 100)} %), ` +
       `status latency at ${args.latencyConcurrency} in flight, ${args.launches} launches from ${args.launchClients} clients` +
       (args.workerConcurrency ? `, WORKER_CONCURRENCY ${args.workerConcurrency}` : '') +
       (args.startWindow !== null ? `, WORKER_START_WINDOW ${args.startWindow}` : '') +

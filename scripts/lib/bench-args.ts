@@ -4,6 +4,7 @@
  */
 
 import { isTimingSpread, TYPICAL_TIMING_SPREAD } from '../../devices-sim/fault-plan.js';
+import { MACHINE_MOSQUITTO_PORT } from './bench-proc.js';
 
 export type BrokerMode = 'embedded' | 'mosquitto';
 
@@ -13,6 +14,8 @@ export interface BenchArgs {
   /** Measured runs per broker (after one warm-up job that is not counted). */
   runs: number;
   brokers: BrokerMode[];
+  /** The Mosquitto the `mosquitto` runs use: the one listening on this local port (the machine's: 1883). */
+  mosquittoPort: number;
   /**
    * `split`: the front (api, broker) and a worker in two processes, as deployed; `single`: one process
    * with every role; `apart`: the embedded broker, the api and a worker in three processes.
@@ -56,6 +59,8 @@ export const USAGE = `npm run bench -- [options]
   --sites N                 simulated sites, one solar charger each (default 2000; 10000 for the target)
   --runs N                  measured runs per broker, after a warm-up (default 3)
   --broker M                embedded | mosquitto | both (default both)
+  --mosquitto-port N        the Mosquitto runs use the one listening on 127.0.0.1:N (default 1883, the
+                            machine's); its process is found by the port, for its CPU and memory
   --topology T              split: [api,broker] + [worker] processes, as docker-compose deploys it;
                             single: one process with every role, as npm run demo;
                             apart: [broker] + [api] + [worker], the embedded broker in a process of its
@@ -99,6 +104,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     sites: quick ? 200 : 2000,
     runs: quick ? 1 : 3,
     brokers: quick ? ['embedded'] : ['embedded', 'mosquitto'],
+    mosquittoPort: MACHINE_MOSQUITTO_PORT,
     topology: 'split',
     timeScale: 38,
     timingSpread: TYPICAL_TIMING_SPREAD,
@@ -141,6 +147,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
         if (value === 'both') a.brokers = ['embedded', 'mosquitto'];
         else if (value === 'embedded' || value === 'mosquitto') a.brokers = [value];
         else throw new UsageError(`--broker must be embedded, mosquitto or both, got '${value}'`);
+        break;
+      case '--mosquitto-port':
+        a.mosquittoPort = int(1, 65_535);
         break;
       case '--topology':
         if (value !== 'single' && value !== 'split' && value !== 'apart') throw new UsageError(`--topology must be single, split or apart, got '${value}'`);

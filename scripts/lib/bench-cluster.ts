@@ -20,8 +20,10 @@ import { mosquittoPid, procSample, procSamples } from './bench-proc.js';
 import { SimProcess } from './bench-sim.js';
 import { freePort, healthzAnswers, ManagedProcess, ROOT, SERVICE_NODE_FLAGS, stoppingOnSignal, volatileRedisServer } from './processes.js';
 
-/** The machine's Mosquitto (anonymous clients allowed there, see /etc/mosquitto/mosquitto.conf). */
-export const MOSQUITTO_URL = 'mqtt://127.0.0.1:1883';
+/** The Mosquitto of the `mosquitto` runs, anonymous clients allowed (the machine's: /etc/mosquitto/mosquitto.conf). */
+function mosquittoUrl(port: number): string {
+  return `mqtt://127.0.0.1:${port}`;
+}
 
 export interface RssSample {
   service: number;
@@ -112,8 +114,9 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
     let clearMosquitto: (() => Promise<void>) | null = null;
     closers.push(async () => await clearMosquitto?.());
 
-    const brokerPid = mode === 'mosquitto' ? await mosquittoPid() : null;
-    if (mode === 'mosquitto' && brokerPid === null) throw new Error('--broker mosquitto: no Mosquitto running (/run/mosquitto/mosquitto.pid)');
+    const brokerUrl = mosquittoUrl(args.mosquittoPort);
+    const brokerPid = mode === 'mosquitto' ? await mosquittoPid(args.mosquittoPort) : null;
+    if (mode === 'mosquitto' && brokerPid === null) throw new Error(`--broker mosquitto: no Mosquitto found listening on 127.0.0.1:${args.mosquittoPort} (--mosquitto-port)`);
     const [httpPort, mqttPort, brokerHttpPort] = await Promise.all([freePort(), freePort(), freePort()]);
     const servicePassword = randomBytes(16).toString('hex');
     const operatorToken = `op-${randomBytes(12).toString('hex')}`;
@@ -129,11 +132,11 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
       API_TOKENS: `operator:${operatorToken}`,
       FIRMWARE_DIR: path.join(workDir, 'firmware'),
       LOG_LEVEL: args.logLevel,
-      ...(mode === 'mosquitto' ? { MQTT_URL: MOSQUITTO_URL } : {}),
+      ...(mode === 'mosquitto' ? { MQTT_URL: brokerUrl } : {}),
       ...(args.workerConcurrency !== null ? { WORKER_CONCURRENCY: String(args.workerConcurrency) } : {}),
       ...(args.startWindow !== null ? { WORKER_START_WINDOW: String(args.startWindow) } : {}),
     };
-    const mqttUrl = mode === 'embedded' ? `mqtt://127.0.0.1:${mqttPort}` : MOSQUITTO_URL;
+    const mqttUrl = mode === 'embedded' ? `mqtt://127.0.0.1:${mqttPort}` : brokerUrl;
     // single: every role in one process. split: the front (api, and the broker when embedded) and a
     // worker process pointed at the broker, as docker-compose.yml deploys it. apart: the embedded
     // broker in a process of its own, the api's and the worker's pointed at it.
@@ -194,7 +197,7 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
       const service = await liveRss();
       // Mosquitto's live heap, its counterpart of the service's RSS after a full GC: its RSS keeps
       // the memory an earlier run's fleet freed, so the next fleet's sites cost it no RSS at all.
-      const broker = brokerPid ? ((await mosquittoHeapBytes()) ?? (await procSample(brokerPid)).rss) : 0;
+      const broker = brokerPid ? ((await mosquittoHeapBytes(brokerUrl)) ?? (await procSample(brokerPid)).rss) : 0;
       return { raw, service, broker };
     };
     // Settled after start-up (JIT, first Redis and MQTT traffic) before the baseline is taken.
@@ -214,7 +217,7 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
         // Each job's own devices, from its execution records: every job over every target was 4M
         // empty publishes after the launch phase's 400 jobs of 10 (minutes, and Mosquitto grew).
         const jobs = await Promise.all(jobIds.map(async (id) => ({ id, devices: await redis.hkeys(keys.jobExecutions(id)) })));
-        await clearRetained(portalIds, targetsOf(portalIds), jobs);
+        await clearRetained(brokerUrl, portalIds, targetsOf(portalIds), jobs);
       };
     }
     const started = await sim.start(
@@ -285,8 +288,8 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
  * build without memory tracking). The retained value is the last one published, current unless the
  * heap changed since; then a fresh one comes within the `$SYS` interval (10 s by default).
  */
-async function mosquittoHeapBytes(waitMs = 11_000): Promise<number | null> {
-  const client = connectMqtt(MOSQUITTO_URL, { clientId: `ffbench-heap-${randomBytes(4).toString('hex')}`, reconnectPeriod: 0 });
+async function mosquittoHeapBytes(url: string, waitMs = 11_000): Promise<number | null> {
+  const client = connectMqtt(url, { clientId: `ffbench-heap-${randomBytes(4).toString('hex')}`, reconnectPeriod: 0 });
   try {
     await waitConnected(client);
     let bytes: number | null = null;
@@ -318,11 +321,12 @@ function targetsOf(portalIds: readonly string[]): string[] {
  * sites' Serials, the fleet records and the jobs' records, with empty retained publishes.
  */
 async function clearRetained(
+  url: string,
   portalIds: readonly string[],
   targets: readonly string[],
   jobs: readonly { id: string; devices: readonly string[] }[],
 ): Promise<void> {
-  const client = connectMqtt(MOSQUITTO_URL, { clientId: `ffbench-clean-${randomBytes(4).toString('hex')}`, reconnectPeriod: 0 });
+  const client = connectMqtt(url, { clientId: `ffbench-clean-${randomBytes(4).toString('hex')}`, reconnectPeriod: 0 });
   await waitConnected(client);
   const topics: string[] = [];
   for (const id of portalIds) topics.push(serialTopic(id), fleetDeviceTopic(`${id}.platform.0`));

@@ -2,7 +2,7 @@
  * CPU time and resident memory of other processes, read from /proc (Linux): the service, the
  * private redis-server, Mosquitto. CPU is utime + stime in clock ticks (USER_HZ, 100 on Linux).
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import os from 'node:os';
 
 /** USER_HZ: Linux reports /proc times in 1/100 s on every architecture that matters here. */
@@ -35,13 +35,51 @@ export async function procSamples(pids: readonly number[]): Promise<ProcSample> 
   return all.reduce((a, b) => ({ cpuMs: a.cpuMs + b.cpuMs, rss: a.rss + b.rss }), { cpuMs: 0, rss: 0 });
 }
 
+/** Where the machine's Mosquitto listens (/etc/mosquitto/mosquitto.conf) and its pid file. */
+export const MACHINE_MOSQUITTO_PORT = 1883;
+const MACHINE_MOSQUITTO_PID_FILE = '/run/mosquitto/mosquitto.pid';
+
+/**
+ * The pid of the Mosquitto listening on `port` (on any local address), or null when nothing is. Its
+ * CPU and memory count as the broker's, so it is the process that holds the listening socket, not
+ * any process named mosquitto (another one, set up differently, may run beside the machine's). The
+ * sockets of another user's process are readable by root only: for the machine's Mosquitto the
+ * bench then falls back to its pid file, and to its name.
+ */
+export async function mosquittoPid(port = MACHINE_MOSQUITTO_PORT): Promise<number | null> {
+  return (await listeningPid(port)) ?? (port === MACHINE_MOSQUITTO_PORT ? machineMosquittoPid() : null);
+}
+
+/** The pid of the process with a TCP socket listening on `port`, or null (none, or not readable). */
+export async function listeningPid(port: number): Promise<number | null> {
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const text = await readFile(table, 'utf8').catch(() => '');
+    for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st … uid timeout inode: the port is the local address's hex tail.
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || f[3] !== '0A') continue;
+      if (parseInt(f[1].slice(f[1].lastIndexOf(':') + 1), 16) === port) inodes.add(f[9]);
+    }
+  }
+  if (inodes.size === 0) return null;
+  for (const pid of await numericDirs('/proc')) {
+    const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+    for (const fd of fds) {
+      const link = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+      if (link.startsWith('socket:[') && inodes.has(link.slice(8, -1))) return pid;
+    }
+  }
+  return null;
+}
+
 /**
  * The pid of the machine's Mosquitto, or null when it is not running (or not readable): the one its
  * pid file names, else the process named `mosquitto`. The file can be gone while Mosquitto runs: a
  * restart by `kill` and `mosquitto -d` raced the old process's removal of the file once, and a
  * whole two-broker bench failed at its first Mosquitto run.
  */
-export async function mosquittoPid(pidFile = '/run/mosquitto/mosquitto.pid'): Promise<number | null> {
+export async function machineMosquittoPid(pidFile = MACHINE_MOSQUITTO_PID_FILE): Promise<number | null> {
   try {
     const pid = Number((await readFile(pidFile, 'utf8')).trim());
     await readFile(`/proc/${pid}/stat`, 'utf8');
@@ -49,12 +87,18 @@ export async function mosquittoPid(pidFile = '/run/mosquitto/mosquitto.pid'): Pr
   } catch {
     // Not there: look for it by name.
   }
-  const pids = (await readdir('/proc')).filter((e) => /^\d+$/.test(e)).map(Number).sort((a, b) => a - b);
-  for (const pid of pids) {
+  for (const pid of await numericDirs('/proc')) {
     const name = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
     if (name.trim() === 'mosquitto') return pid;
   }
   return null;
+}
+
+async function numericDirs(dir: string): Promise<number[]> {
+  return (await readdir(dir))
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .sort((a, b) => a - b);
 }
 
 /** What the summary prints about the machine. */

@@ -26,3 +26,16 @@ test('the brokers alternate, every other round in reverse, so neither always run
   expect(order).toEqual(['embedded1', 'mosquitto1', 'mosquitto2', 'embedded2', 'embedded3', 'mosquitto3']);
   expect(runOrder(['embedded'], 2).map((r) => r.run)).toEqual([1, 2]);
 });
+
+test("the Mosquitto runs use the machine's (1883) unless another port is named; a bad port is refused", () => {
+  expect(parseBenchArgs([]).mosquittoPort).toBe(1883);
+  expect(parseBenchArgs(['--mosquitto-port', '1884', '--broker', 'mosquitto'])).toMatchObject({
+    mosquittoPort: 1884,
+    brokers: ['mosquitto'],
+  });
+  for (const bad of ['0', '65536', 'x', '1883.5']) {
+    expect(() => parseBenchArgs(['--mosquitto-port', bad])).toThrow(
+      /--mosquitto-port must be an integer 1\.\.65535/,
+    );
+  }
+});
