@@ -75,9 +75,9 @@ export async function listeningPid(port: number): Promise<number | null> {
 
 /**
  * The pid of the machine's Mosquitto, or null when it is not running (or not readable): the one its
- * pid file names, else the process named `mosquitto`. The file can be gone while Mosquitto runs: a
- * restart by `kill` and `mosquitto -d` raced the old process's removal of the file once, and a
- * whole two-broker bench failed at its first Mosquitto run.
+ * pid file names, else the only process named `mosquitto` (none when several are). The file can be
+ * gone while Mosquitto runs: a restart by `kill` and `mosquitto -d` raced the old process's removal
+ * of the file once, and a whole two-broker bench failed at its first Mosquitto run.
  */
 export async function machineMosquittoPid(pidFile = MACHINE_MOSQUITTO_PID_FILE): Promise<number | null> {
   try {
@@ -87,11 +87,13 @@ export async function machineMosquittoPid(pidFile = MACHINE_MOSQUITTO_PID_FILE):
   } catch {
     // Not there: look for it by name.
   }
+  const named: number[] = [];
   for (const pid of await numericDirs('/proc')) {
     const name = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
-    if (name.trim() === 'mosquitto') return pid;
+    if (name.trim() === 'mosquitto') named.push(pid);
   }
-  return null;
+  // With several, the name does not say which is the machine's.
+  return named.length === 1 ? named[0] : null;
 }
 
 async function numericDirs(dir: string): Promise<number[]> {
