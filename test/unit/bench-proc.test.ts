@@ -19,12 +19,12 @@ describe('listeningPid', () => {
     const { port } = server.address() as net.AddressInfo;
     try {
       expect(await listeningPid(port)).toBe(process.pid);
-      // Not the machine's port: no fallback to the machine's Mosquitto.
       expect(await mosquittoPid(port)).toBe(process.pid);
     } finally {
       await new Promise((r) => server.close(r));
     }
     expect(await listeningPid(port)).toBeNull();
+    // Not the machine's port: no fallback to the machine's Mosquitto.
     expect(await mosquittoPid(port)).toBeNull();
   });
 });
