@@ -153,8 +153,12 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
     for (const [i, role] of roles.entries()) {
       const name = roles.length === 1 ? 'service' : role.includes('api') ? 'front' : role === 'broker' ? 'broker' : 'worker';
       // The inspector, on loopback only, lets the bench run a full GC before it reads memory figures.
+      // V8's memory reducer is off: its collection, on a timer once a process goes quiet, gave 10-14 MB
+      // of start-up memory back to the system at no fixed moment, and when that fell between the
+      // readings before and after the fleet (in the worker, which holds no site, in every run), the
+      // memory per site came out ~1 KB lower on both sides. It acts only on an idle process.
       const inspectPort = await freePort();
-      const nodeArgs: string[] = [`--inspect=127.0.0.1:${inspectPort}`, ...args.serviceNodeArgs];
+      const nodeArgs: string[] = [`--inspect=127.0.0.1:${inspectPort}`, '--no-memory-reducer', ...args.serviceNodeArgs];
       if (args.profileDir) {
         await mkdir(args.profileDir, { recursive: true });
         // Not allowed in NODE_OPTIONS: passed on the command line; written when the service exits.
