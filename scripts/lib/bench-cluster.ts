@@ -153,7 +153,7 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
     for (const [i, role] of roles.entries()) {
       const name = roles.length === 1 ? 'service' : role.includes('api') ? 'front' : role === 'broker' ? 'broker' : 'worker';
       // The inspector, on loopback only, lets the bench run a full GC before it reads memory figures.
-      // V8's memory reducer is off: its collection, on a timer once a process goes quiet, gave 10-14 MB
+      // V8's memory reducer is off: its collection, on a timer once a process goes quiet, gave 10-13 MB
       // of start-up memory back to the system at no fixed moment, and when that fell between the
       // readings before and after the fleet (in the worker, which holds no site, in every run), the
       // memory per site came out ~1 KB lower on both sides. It acts only on an idle process.
