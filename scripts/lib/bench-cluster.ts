@@ -156,7 +156,7 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
       // V8's memory reducer is off: its collection, on a timer once a process goes quiet, gave 10-13 MB
       // of start-up memory back to the system at no fixed moment, and when that fell between the
       // readings before and after the fleet (in the worker, which holds no site, in every run), the
-      // memory per site came out ~1 KB lower on both sides. It acts only on an idle process.
+      // memory per site came out 1-2 KB lower on both sides. It acts only on a process gone quiet.
       const inspectPort = await freePort();
       const nodeArgs: string[] = [`--inspect=127.0.0.1:${inspectPort}`, '--no-memory-reducer', ...args.serviceNodeArgs];
       if (args.profileDir) {
