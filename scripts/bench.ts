@@ -22,6 +22,7 @@ import { imageVersion, inflightMemory, launchRate, statusLatency, throughput, up
 import { machineInfo, settle } from './lib/bench-proc.js';
 import { describeSeconds, round, spread } from './lib/bench-stats.js';
 import { JobWatcher } from './lib/bench-watcher.js';
+import { stoppingOnSignal } from './lib/processes.js';
 
 /** The service's WORKER_CONCURRENCY when the bench does not set one (src/config.ts). */
 const SERVICE_DEFAULT_CONCURRENCY = 2000;
@@ -166,7 +167,8 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
       brokerShare: t.deliveriesPerSec / raw,
     };
   } catch (err) {
-    log(`  run failed; the service log ends with:\n${await c.serviceLogTail()}`);
+    // Stopped by a signal, the run fails as its processes go: nothing to show.
+    if (!stoppingOnSignal()) log(`  run failed; the service log ends with:\n${await c.serviceLogTail()}`);
     throw err;
   } finally {
     await watcher?.close().catch(() => undefined);
@@ -234,6 +236,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  // Stopped by a signal: the handler clears up (Mosquitto's retained messages too) and exits.
+  if (stoppingOnSignal()) return;
   console.error('bench failed:', err);
   process.exit(1);
 });

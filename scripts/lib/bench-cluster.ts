@@ -18,7 +18,7 @@ import type { BenchArgs, BrokerMode } from './bench-args.js';
 import { collectGarbage } from './bench-inspector.js';
 import { mosquittoPid, procSample, procSamples } from './bench-proc.js';
 import { SimProcess } from './bench-sim.js';
-import { freePort, healthzAnswers, ManagedProcess, ROOT, SERVICE_NODE_FLAGS, stoppingOnSignal, volatileRedisServer } from './processes.js';
+import { freePort, healthzAnswers, ManagedProcess, onSignalCleanUp, ROOT, SERVICE_NODE_FLAGS, stoppingOnSignal, volatileRedisServer } from './processes.js';
 
 /** The Mosquitto of the `mosquitto` runs, anonymous clients allowed (the machine's: /etc/mosquitto/mosquitto.conf). */
 function mosquittoUrl(port: number): string {
@@ -64,8 +64,8 @@ export interface Cluster {
   liveRss(): Promise<number>;
   /** Each service process's name (broker, front, worker, service) and inspector port, in `servicePids`' order. */
   inspectors: { name: string; port: number }[];
-  /** Job ids created in this cluster, for the retained clean-up on Mosquitto. */
-  jobIds: string[];
+  /** The jobs created in this cluster and their devices, for the retained clean-up on Mosquitto. */
+  jobs: { id: string; devices: readonly string[] }[];
   workDir: string;
   /** Why the run cannot go on (a service process died), or null. */
   failure(): string | null;
@@ -92,9 +92,20 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
   const prefix = `bench${randomBytes(3).toString('hex')}`;
   const workDir = await mkdtemp(path.join(os.tmpdir(), `ff-${prefix}-`));
   const closers: (() => Promise<void>)[] = [];
-  const close = async () => {
-    for (const c of closers.reverse()) await c().catch((err: unknown) => log(`  clean-up step failed: ${String(err)}`));
+  // Once, whoever asks first: the run's end, a failed start, or a signal stopping the bench (Ctrl-C,
+  // `kill`, `timeout`), which would otherwise stop the processes without clearing what a Mosquitto
+  // run left retained there (8,752 messages after a 10,000-site run stopped by `timeout`).
+  let closing: Promise<void> | null = null;
+  const close = () =>
+    (closing ??= (async () => {
+      for (const c of closers.reverse()) await c().catch((err: unknown) => log(`  clean-up step failed: ${String(err)}`));
+      forgetOnSignal();
+    })());
+  const discardWorkDir = async () => {
+    if (process.env.BENCH_DEBUG) log(`  BENCH_DEBUG: logs kept in ${workDir}`);
+    else await rm(workDir, { recursive: true, force: true });
   };
+  const forgetOnSignal = onSignalCleanUp(() => close().then(discardWorkDir));
   try {
     const redisPort = await freePort();
     const redisProc = volatileRedisServer(redisPort, workDir);
@@ -110,7 +121,8 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
     closers.push(async () => void redis.disconnect());
     // What a Mosquitto run leaves retained there is cleared once the service has stopped: its fleet
     // monitor publishes the sites' devices as offline after the fleet is gone, and a clean-up before
-    // that left them there (1,205 after a 2,000-site run).
+    // that left them there (1,205 after a 2,000-site run). It needs no Redis: Ctrl-C stops the run's
+    // redis-server too.
     let clearMosquitto: (() => Promise<void>) | null = null;
     closers.push(async () => await clearMosquitto?.());
 
@@ -214,16 +226,11 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
     const secrets = Object.fromEntries(registered.map((s) => [s.portalId, s.secret]));
 
     const sim = SimProcess.spawn(args.profileDir);
-    const jobIds: string[] = [];
+    // Each job with its own devices: every job over every target was 4M empty publishes after the
+    // launch phase's 400 jobs of 10 (minutes, and Mosquitto grew).
+    const jobs: Cluster['jobs'] = [];
     closers.push(() => sim.stop());
-    if (mode === 'mosquitto') {
-      clearMosquitto = async () => {
-        // Each job's own devices, from its execution records: every job over every target was 4M
-        // empty publishes after the launch phase's 400 jobs of 10 (minutes, and Mosquitto grew).
-        const jobs = await Promise.all(jobIds.map(async (id) => ({ id, devices: await redis.hkeys(keys.jobExecutions(id)) })));
-        await clearRetained(brokerUrl, portalIds, targetsOf(portalIds), jobs);
-      };
-    }
+    if (mode === 'mosquitto') clearMosquitto = () => clearRetained(brokerUrl, portalIds, targetsOf(portalIds), jobs);
     const started = await sim.start(
       { url: mqttUrl, sites: args.sites, salt, timeScale: args.timeScale, timingSpread: args.timingSpread, connectRatePerSec: args.connectRate, secrets },
       30 * 60_000,
@@ -262,17 +269,13 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
       rssWithFleet,
       liveRss,
       inspectors: services.map((sv) => ({ name: sv.name, port: sv.inspectPort })),
-      jobIds,
+      jobs,
       workDir,
       serviceLogTail: async (chars = 4000) => {
         const tails = await Promise.all(services.map((sv) => readFile(sv.log, 'utf8').then((t) => `${path.basename(sv.log)}:\n${t.slice(-chars)}`, () => '')));
         return tails.join('\n');
       },
-      close: async () => {
-        await close();
-        if (process.env.BENCH_DEBUG) log(`  BENCH_DEBUG: logs kept in ${workDir}`);
-        else await rm(workDir, { recursive: true, force: true });
-      },
+      close: () => close().then(discardWorkDir),
     };
   } catch (err) {
     await close();
@@ -281,7 +284,7 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
     )
       .filter(Boolean)
       .join('\n');
-    if (!process.env.BENCH_DEBUG) await rm(workDir, { recursive: true, force: true });
+    await discardWorkDir();
     if (tail) log(`  service log (end):\n${tail}`);
     throw err;
   }
@@ -339,8 +342,11 @@ async function clearRetained(
     topics.push(jobStatusTopic(job.id));
     for (const d of job.devices) topics.push(jobDeviceTopic(job.id, d));
   }
-  for (let i = 0; i < topics.length; i += 1000) {
-    await Promise.all(topics.slice(i, i + 1000).map((t) => client.publishAsync(t, '', { qos: 1, retain: true })));
+  try {
+    for (let i = 0; i < topics.length; i += 1000) {
+      await Promise.all(topics.slice(i, i + 1000).map((t) => client.publishAsync(t, '', { qos: 1, retain: true })));
+    }
+  } finally {
+    await client.endAsync();
   }
-  await client.endAsync();
 }

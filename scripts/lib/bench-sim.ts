@@ -60,6 +60,7 @@ export function monoUs(): number {
 /** The simulator process, driven over IPC one request at a time. */
 export class SimProcess {
   private constructor(private readonly child: ChildProcess) {}
+  private stopping: Promise<void> | null = null;
 
   /**
    * `profileDir`: write V8 CPU profiles of the simulator into its `simulator/` subdirectory (node
@@ -96,11 +97,19 @@ export class SimProcess {
     return (await this.ask({ type: 'stats' }, 'stats', 30_000)).stats;
   }
 
-  /** Stops the fleet (each site goes offline cleanly) and waits for the process to exit. */
-  async stop(): Promise<void> {
+  /**
+   * Stops the fleet (each site goes offline cleanly) and waits for the process to exit; once, however
+   * often it is asked (a run's end and a signal stopping the bench can both ask).
+   */
+  stop(): Promise<void> {
+    return (this.stopping ??= this.stopOnce());
+  }
+
+  private async stopOnce(): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    this.child.send({ type: 'stop' } satisfies ToChild);
+    // A child dying of the same Ctrl-C has closed the channel: the wait for its exit covers that.
+    this.child.send({ type: 'stop' } satisfies ToChild, () => undefined);
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 60_000);
     await exited;
     clearTimeout(timer);

@@ -64,13 +64,46 @@ export function stoppingOnSignal(): boolean {
   return signalled;
 }
 
+/** Clean-ups a script told to stop by a signal runs before it stops what is left of its children. */
+const signalCleanUps = new Set<() => Promise<void>>();
+/** How long those clean-ups may take together (a bench's: its processes' own shutdown, then Mosquitto's retained messages). */
+const SIGNAL_CLEAN_UP_MS = 60_000;
+
+/**
+ * Runs `cleanUp` if a signal stops the script while it is registered (until the returned function
+ * is called): for what stopping the children does not undo, such as the retained messages a bench
+ * run leaves in a Mosquitto, which stays up. It runs first, so it can stop processes in its own order;
+ * every child still running after it is stopped as usual.
+ */
+export function onSignalCleanUp(cleanUp: () => Promise<void>): () => void {
+  stopChildrenOnSignal();
+  signalCleanUps.add(cleanUp);
+  return () => void signalCleanUps.delete(cleanUp);
+}
+
+async function runSignalCleanUps(): Promise<void> {
+  const all = Promise.allSettled([...signalCleanUps].map((f) => f())).then((results) => {
+    for (const r of results) if (r.status === 'rejected') console.error('clean-up after the signal failed:', r.reason);
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      console.error(`clean-up after the signal still running after ${SIGNAL_CLEAN_UP_MS} ms: stopping its processes`);
+      resolve();
+    }, SIGNAL_CLEAN_UP_MS);
+  });
+  await Promise.race([all, bound]);
+  clearTimeout(timer);
+}
+
 /**
  * A script told to stop (SIGINT, SIGTERM, SIGHUP: Ctrl-C, `kill`, `timeout`) stops its children
  * first: they are not in the foreground process group then (only Ctrl-C reaches them itself), and a
  * bench or chaos run killed by `timeout` left its redis-server and service processes running,
- * busying the cores the next run measures. Each gets {@link ManagedProcess.kill}: SIGTERM, SIGKILL
- * after {@link CHILD_STOP_GRACE_MS}; then the script exits with 128 + the signal's number, as the
- * default action would.
+ * busying the cores the next run measures. It runs its {@link onSignalCleanUp} clean-ups, then gives
+ * each child still running {@link ManagedProcess.kill}: SIGTERM, SIGKILL after
+ * {@link CHILD_STOP_GRACE_MS}; then the script exits with 128 + the signal's number, as the default
+ * action would.
  */
 function stopChildrenOnSignal(): void {
   if (handlersInstalled) return;
@@ -81,10 +114,12 @@ function stopChildrenOnSignal(): void {
     process.on(signal, () => {
       if (signalled) return;
       signalled = true;
-      const stopped = Promise.all([...started].map((p) => p.kill('SIGTERM', CHILD_STOP_GRACE_MS)));
-      // A command that could not start may never report an exit: the wait is bounded.
-      const bound = new Promise<void>((resolve) => setTimeout(resolve, CHILD_STOP_GRACE_MS + 1_000));
-      void Promise.race([stopped, bound]).then(() => process.exit(128 + os.constants.signals[signal]));
+      void runSignalCleanUps().then(() => {
+        const stopped = Promise.all([...started].map((p) => p.kill('SIGTERM', CHILD_STOP_GRACE_MS)));
+        // A command that could not start may never report an exit: the wait is bounded.
+        const bound = new Promise<void>((resolve) => setTimeout(resolve, CHILD_STOP_GRACE_MS + 1_000));
+        return Promise.race([stopped, bound]).then(() => process.exit(128 + os.constants.signals[signal]));
+      });
     });
   }
 }
@@ -143,8 +178,10 @@ export class ManagedProcess {
     clearTimeout(timer);
   }
 
+  /** SIGTERM, and SIGKILL after 25 s, or after {@link CHILD_STOP_GRACE_MS} once a signal stops the script. */
   async stop(): Promise<void> {
-    await this.kill('SIGTERM');
+    // Ctrl-C reaches a bench's redis-server too, and its worker then waits for Redis until killed.
+    await this.kill('SIGTERM', signalled ? CHILD_STOP_GRACE_MS : 25_000);
     this.log?.end();
     this.log = null;
   }
