@@ -89,6 +89,11 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
         `redis ${t.redisCpuMsPerExec.toFixed(2)} ms, simulator ${t.simCpuMsPerExec.toFixed(2)} ms; POST ${Math.round(t.launchMs)} ms; ` +
         `per execution: ${t.redisCallsPerExec.toFixed(1)} Redis commands (${t.redisTop}), ${t.deliveriesPerExec.toFixed(1)} MQTT messages at sites and browser (${t.deliveriesSplit})`,
     );
+    const kept = (bytes: number) => `${(bytes / 1024).toFixed(2)} KB`;
+    log(
+      `  Redis kept per execution: ${kept(t.redisKept.total)} (the job's own records ${kept(t.redisKept.job)}, kept for good; ` +
+        `the devices' update histories ${kept(t.redisKept.histories)}, each kept to its last 100 entries; the queue's finished jobs and their events ${kept(t.redisKept.queue)}, kept to the last 10,000 of each; the rest ${kept(t.redisKept.rest)})`,
+    );
     if (allocated) log(`  ${allocated}`);
     log(`  timeline: ${t.timeline}`);
     log(`  log lines per execution: ${t.logKinds}`);
@@ -141,6 +146,8 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
       serviceCpuMsPerExec: t.serviceCpuMsPerExec,
       serviceBrokerCpuMsPerExec: t.serviceCpuMsPerExec + t.brokerCpuMsPerExec,
       redisCpuMsPerExec: t.redisCpuMsPerExec,
+      redisKeptKbPerExec: t.redisKept.total / 1024,
+      redisJobKbPerExec: t.redisKept.job / 1024,
       simCpuMsPerExec: t.simCpuMsPerExec,
       peakInflight: t.peakInflight,
       statusP50Ms: l.p50Ms,

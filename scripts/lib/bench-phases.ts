@@ -7,6 +7,7 @@
  */
 import { imageBytes } from '../../src/demo/seed-firmware.js';
 import { parseExecutionId } from '../../src/protocol/index.js';
+import { EXECUTION_QUEUE } from '../../src/queue/execution-queue.js';
 import type { Cluster } from './bench-cluster.js';
 import { procSample, procSamples } from './bench-proc.js';
 import { monoUs, type ProgressSample } from './bench-sim.js';
@@ -61,9 +62,12 @@ async function pollJob(c: Cluster, jobId: string): Promise<JobPoll> {
 }
 
 /** Every execution record of a job, straight from Redis (the API would serialize 10,000 of them). */
-async function executionsOf(c: Cluster, jobId: string): Promise<{ state: string; finishedAt: string | null; startedAt: string | null }[]> {
+async function executionsOf(
+  c: Cluster,
+  jobId: string,
+): Promise<{ executionId: string; state: string; finishedAt: string | null; startedAt: string | null }[]> {
   const h = await c.redis.hgetall(c.keys.jobExecutions(jobId));
-  return Object.values(h).map((v) => JSON.parse(v) as { state: string; finishedAt: string | null; startedAt: string | null });
+  return Object.values(h).map((v) => JSON.parse(v) as { executionId: string; state: string; finishedAt: string | null; startedAt: string | null });
 }
 
 export interface ThroughputResult {
@@ -98,6 +102,52 @@ export interface ThroughputResult {
   timeline: string;
   /** The job log's lines per execution by kind (digits and ids stripped), the most frequent first: what the executions went through. */
   logKinds: string;
+  /** What Redis kept per execution once the job ended, bytes (`used_memory` after − before), and its parts. */
+  redisKept: RedisKept;
+}
+
+/**
+ * Redis memory a finished job left, per execution, in bytes: all of it (`used_memory` after the job −
+ * before), the job's own keys (`<prefix>:ff:job:<id>*`: its record, execution records, log and
+ * release bookkeeping, kept for good), what its devices' update histories grew by (each kept to its
+ * last 100 entries, `HISTORY_LIMIT`), the queue's finished jobs of its executions and what its
+ * lists grew by (BullMQ keeps the last 10,000 finished jobs and ~10,000 events), and the rest.
+ */
+export interface RedisKept {
+  total: number;
+  job: number;
+  histories: number;
+  queue: number;
+  rest: number;
+}
+
+/** Redis's `used_memory`, bytes. */
+async function redisUsedMemory(c: Cluster): Promise<number> {
+  return Number(/^used_memory:(\d+)/m.exec(await c.redis.info('memory'))?.[1]);
+}
+
+/** `MEMORY USAGE` (every element counted) of each key, summed; a missing key counts 0. */
+async function keysBytes(c: Cluster, keys: readonly string[]): Promise<number> {
+  let total = 0;
+  for (let i = 0; i < keys.length; i += 1000) {
+    const pipe = c.redis.pipeline();
+    for (const key of keys.slice(i, i + 1000)) pipe.call('MEMORY', 'USAGE', key, 'SAMPLES', '0');
+    for (const [err, bytes] of (await pipe.exec()) ?? []) if (!err) total += Number(bytes ?? 0);
+  }
+  return total;
+}
+
+/** The queue's own lists that grow with its jobs: finished job ids and its event stream (BullMQ caps it at ~10,000 events). */
+function queueLists(c: Cluster): string[] {
+  return ['completed', 'failed', 'events'].map((k) => `${c.prefix}:${EXECUTION_QUEUE}:${k}`);
+}
+
+/** The keys of one job (`<prefix>:ff:job:<id>` and below), found with SCAN. */
+async function jobKeys(c: Cluster, jobId: string): Promise<string[]> {
+  const found: string[] = [];
+  const stream = c.redis.scanStream({ match: `${c.keys.job(jobId)}*`, count: 1000 });
+  for await (const batch of stream) found.push(...(batch as string[]));
+  return found;
 }
 
 /** Calls per Redis command so far (`cmdstat_evalsha:calls=12,…`). */
@@ -158,6 +208,12 @@ export async function throughput(
 ): Promise<ThroughputResult> {
   // Every run's job starts from a collected heap (a full GC of the service processes, before the clock starts).
   await c.liveRss();
+  // Redis's memory first: its MEMORY USAGE calls are not the job's Redis commands and CPU.
+  const memoryBefore = {
+    redisUsed: await redisUsedMemory(c),
+    histories: await keysBytes(c, devices.map((d) => c.keys.deviceHistory(d))),
+    queueLists: await keysBytes(c, queueLists(c)),
+  };
   const before = {
     service: (await procSamples(c.servicePids)).cpuMs,
     byProcess: await Promise.all(c.servicePids.map(async (pid) => (await procSample(pid)).cpuMs)),
@@ -186,8 +242,14 @@ export async function throughput(
   await new Promise((r) => setTimeout(r, 500));
   const browserMessages = watcher.takeCount();
   await watcher.unwatch(launched.id);
+  const redisUsed = await redisUsedMemory(c);
+  const histories = (await keysBytes(c, devices.map((d) => c.keys.deviceHistory(d)))) - memoryBefore.histories;
+  const jobBytes = await keysBytes(c, await jobKeys(c, launched.id));
 
   const execs = await executionsOf(c, launched.id);
+  // BullMQ's key of a queue job: <prefix>:<queue>:<job id>, the execution id here (execution-queue.ts).
+  const queueBytes =
+    (await keysBytes(c, execs.map((e) => `${c.prefix}:${EXECUTION_QUEUE}:${e.executionId}`))) + (await keysBytes(c, queueLists(c))) - memoryBefore.queueLists;
   const states: Record<string, number> = {};
   for (const e of execs) states[e.state] = (states[e.state] ?? 0) + 1;
   const finished = execs.filter((e) => TERMINAL.has(e.state) && e.finishedAt).map((e) => Date.parse(e.finishedAt!));
@@ -221,6 +283,13 @@ export async function throughput(
     launchMs: launched.ms,
     timeline: timeline(execs, t0),
     logKinds: await logKinds(c, launched.id, n),
+    redisKept: {
+      total: (redisUsed - memoryBefore.redisUsed) / n,
+      job: jobBytes / n,
+      histories: histories / n,
+      queue: queueBytes / n,
+      rest: (redisUsed - memoryBefore.redisUsed - jobBytes - histories - queueBytes) / n,
+    },
   };
 }
 
