@@ -66,7 +66,7 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
   const c = await startCluster(mode, args, log);
   let watcher: JobWatcher | null = null;
   try {
-    watcher = await JobWatcher.connect(c);
+    watcher = await JobWatcher.connect(c, args.mosquittoWsPort);
     const concurrency = args.workerConcurrency ?? SERVICE_DEFAULT_CONCURRENCY;
     let images = 0;
     const image = () => uploadImage(c, imageVersion(images++));
@@ -206,7 +206,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   log(`fleetflash bench: ${machine.cores} cores (${machine.cpu}), ${machine.memGb} GB, Node ${machine.node}, load average ${machine.load1}`);
   log(
-    `  ${args.sites} sites (GX + solar charger each), ${args.runs} run(s) per broker (${args.brokers.join(', ')}${args.brokers.includes('mosquitto') ? `, Mosquitto at 127.0.0.1:${args.mosquittoPort}` : ''}), ${args.topology} topology, time scale ${args.timeScale} (timing spread ±${Math.round(args.timingSpread * 100)} %), ` +
+    `  ${args.sites} sites (GX + solar charger each), ${args.runs} run(s) per broker (${args.brokers.join(', ')}${args.brokers.includes('mosquitto') ? `, Mosquitto at 127.0.0.1:${args.mosquittoPort}${args.mosquittoWsPort !== null ? `, its WebSocket listener at ${args.mosquittoWsPort} for the watcher` : ''}` : ''}), ${args.topology} topology, time scale ${args.timeScale} (timing spread ±${Math.round(args.timingSpread * 100)} %), ` +
       `status latency at ${args.latencyConcurrency} in flight, ${args.launches} launches from ${args.launchClients} clients` +
       (args.workerConcurrency ? `, WORKER_CONCURRENCY ${args.workerConcurrency}` : '') +
       (args.startWindow !== null ? `, WORKER_START_WINDOW ${args.startWindow}` : '') +

@@ -17,6 +17,12 @@ export interface BenchArgs {
   /** The Mosquitto the `mosquitto` runs use: the one listening on this local port (the machine's: 1883). */
   mosquittoPort: number;
   /**
+   * A WebSocket listener of that Mosquitto (`protocol websockets`) on this local port: the `mosquitto`
+   * runs' browser-like watcher connects there, as the embedded runs' does to the service's `/mqtt`.
+   * Null: over TCP to its MQTT port (the machine's Mosquitto has no WebSocket listener).
+   */
+  mosquittoWsPort: number | null;
+  /**
    * `split`: the front (api, broker) and a worker in two processes, as deployed; `single`: one process
    * with every role; `apart`: the embedded broker, the api and a worker in three processes.
    */
@@ -61,6 +67,9 @@ export const USAGE = `npm run bench -- [options]
   --broker M                embedded | mosquitto | both (default both)
   --mosquitto-port N        the Mosquitto runs use the one listening on 127.0.0.1:N (default 1883, the
                             machine's); its process is found by the port, for its CPU and memory
+  --mosquitto-ws-port N     the Mosquitto runs' browser-like watcher connects over WebSocket to that
+                            Mosquitto's listener on 127.0.0.1:N (protocol websockets), as the
+                            embedded runs' does (default: over TCP to its MQTT port)
   --topology T              split: [api,broker] + [worker] processes, as docker-compose deploys it;
                             single: one process with every role, as npm run demo;
                             apart: [broker] + [api] + [worker], the embedded broker in a process of its
@@ -105,6 +114,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     runs: quick ? 1 : 3,
     brokers: quick ? ['embedded'] : ['embedded', 'mosquitto'],
     mosquittoPort: MACHINE_MOSQUITTO_PORT,
+    mosquittoWsPort: null,
     topology: 'split',
     timeScale: 38,
     timingSpread: TYPICAL_TIMING_SPREAD,
@@ -150,6 +160,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
         break;
       case '--mosquitto-port':
         a.mosquittoPort = int(1, 65_535);
+        break;
+      case '--mosquitto-ws-port':
+        a.mosquittoWsPort = int(1, 65_535);
         break;
       case '--topology':
         if (value !== 'single' && value !== 'split' && value !== 'apart') throw new UsageError(`--topology must be single, split or apart, got '${value}'`);

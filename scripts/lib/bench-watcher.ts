@@ -1,8 +1,9 @@
 /**
  * The benchmark's browser: follows a job the way the portal's job page does, subscribing to
  * `fleetflash/jobs/<jobId>/#`. On the embedded broker it connects over MQTT-over-WebSocket with
- * credentials from `POST /api/mqtt-credentials`, exactly like the portal; Mosquitto here has no
- * WebSocket listener and no fleetflash ACL, so there it connects anonymously over TCP.
+ * credentials from `POST /api/mqtt-credentials`, exactly like the portal. Mosquitto here has no
+ * fleetflash ACL, so there it connects anonymously: over WebSocket to the listener named with
+ * `--mosquitto-ws-port`, else over TCP (the machine's Mosquitto has no WebSocket listener).
  */
 import { randomBytes } from 'node:crypto';
 import { connectMqtt, waitConnected, type MqttClient } from '../../src/mqtt/connect.js';
@@ -28,11 +29,13 @@ export class JobWatcher {
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
   }
 
-  static async connect(cluster: Cluster): Promise<JobWatcher> {
+  /** `mosquittoWsPort`: Mosquitto's WebSocket listener for the `mosquitto` runs, or null for TCP. */
+  static async connect(cluster: Cluster, mosquittoWsPort: number | null = null): Promise<JobWatcher> {
     if (cluster.mode === 'mosquitto') {
-      const client = connectMqtt(cluster.mqttUrl, { clientId: `ffbench-web-${randomBytes(4).toString('hex')}`, reconnectPeriod: 0 });
+      const url = mosquittoWsPort === null ? cluster.mqttUrl : `ws://127.0.0.1:${mosquittoWsPort}/mqtt`;
+      const client = connectMqtt(url, { clientId: `ffbench-web-${randomBytes(4).toString('hex')}`, reconnectPeriod: 0 });
       await waitConnected(client);
-      return new JobWatcher(client, 'tcp');
+      return new JobWatcher(client, mosquittoWsPort === null ? 'tcp' : 'websocket');
     }
     const res = await fetch(`${cluster.httpUrl}/api/mqtt-credentials`, {
       method: 'POST',

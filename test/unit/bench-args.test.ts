@@ -27,6 +27,17 @@ test('the brokers alternate, every other round in reverse, so neither always run
   expect(runOrder(['embedded'], 2).map((r) => r.run)).toEqual([1, 2]);
 });
 
+test("the Mosquitto runs' watcher uses TCP unless a WebSocket listener is named; a bad port is refused", () => {
+  expect(parseBenchArgs([]).mosquittoWsPort).toBeNull();
+  expect(parseBenchArgs(['--mosquitto-port', '1884', '--mosquitto-ws-port', '9884'])).toMatchObject({
+    mosquittoPort: 1884,
+    mosquittoWsPort: 9884,
+  });
+  for (const bad of ['0', '65536', 'x']) {
+    expect(() => parseBenchArgs(['--mosquitto-ws-port', bad])).toThrow(/--mosquitto-ws-port must be an integer 1\.\.65535/);
+  }
+});
+
 test("the Mosquitto runs use the machine's (1883) unless another port is named; a bad port is refused", () => {
   expect(parseBenchArgs([]).mosquittoPort).toBe(1883);
   expect(parseBenchArgs(['--mosquitto-port', '1884', '--broker', 'mosquitto'])).toMatchObject({
