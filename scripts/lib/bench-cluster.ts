@@ -10,8 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { portalIdsFor } from '../../devices-sim/index.js';
-import { connectMqtt, waitConnected } from '../../src/mqtt/connect.js';
-import { fleetDeviceTopic, jobDeviceTopic, jobStatusTopic, serialTopic } from '../../src/protocol/index.js';
+import { connectMqtt, waitConnected, type MqttClient } from '../../src/mqtt/connect.js';
+import { fleetDeviceTopic, jobDeviceTopic, jobStatusTopic, parseFleetflashTopic, serialTopic } from '../../src/protocol/index.js';
 import { createKeys, type Keys } from '../../src/store/keys.js';
 import { SiteStore } from '../../src/store/site-store.js';
 import type { BenchArgs, BrokerMode } from './bench-args.js';
@@ -64,8 +64,6 @@ export interface Cluster {
   liveRss(): Promise<number>;
   /** Each service process's name (broker, front, worker, service) and inspector port, in `servicePids`' order. */
   inspectors: { name: string; port: number }[];
-  /** The jobs created in this cluster and their devices, for the retained clean-up on Mosquitto. */
-  jobs: { id: string; devices: readonly string[] }[];
   workDir: string;
   /** Why the run cannot go on (a service process died), or null. */
   failure(): string | null;
@@ -226,11 +224,8 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
     const secrets = Object.fromEntries(registered.map((s) => [s.portalId, s.secret]));
 
     const sim = SimProcess.spawn(args.profileDir);
-    // Each job with its own devices: every job over every target was 4M empty publishes after the
-    // launch phase's 400 jobs of 10 (minutes, and Mosquitto grew).
-    const jobs: Cluster['jobs'] = [];
     closers.push(() => sim.stop());
-    if (mode === 'mosquitto') clearMosquitto = () => clearRetained(brokerUrl, portalIds, targetsOf(portalIds), jobs);
+    if (mode === 'mosquitto') clearMosquitto = () => clearRetained(brokerUrl, portalIds, targetsOf(portalIds));
     const started = await sim.start(
       { url: mqttUrl, sites: args.sites, salt, timeScale: args.timeScale, timingSpread: args.timingSpread, connectRatePerSec: args.connectRate, secrets },
       30 * 60_000,
@@ -269,7 +264,6 @@ export async function startCluster(mode: BrokerMode, args: BenchArgs, log: (line
       rssWithFleet,
       liveRss,
       inspectors: services.map((sv) => ({ name: sv.name, port: sv.inspectPort })),
-      jobs,
       workDir,
       serviceLogTail: async (chars = 4000) => {
         const tails = await Promise.all(services.map((sv) => readFile(sv.log, 'utf8').then((t) => `${path.basename(sv.log)}:\n${t.slice(-chars)}`, () => '')));
@@ -325,24 +319,19 @@ function targetsOf(portalIds: readonly string[]): string[] {
 
 /**
  * Mosquitto keeps retained messages (and persists them): remove every one this run left there, the
- * sites' Serials, the fleet records and the jobs' records, with empty retained publishes.
+ * sites' Serials, the fleet records and the jobs' records, with empty retained publishes. The jobs'
+ * records are found in the broker, by this run's devices in their topics: the bench does not learn
+ * the id of a job whose `POST /api/jobs` was on its way when a signal stopped it (the launch phase
+ * has 16 at a time), and those records stayed behind.
  */
-async function clearRetained(
-  url: string,
-  portalIds: readonly string[],
-  targets: readonly string[],
-  jobs: readonly { id: string; devices: readonly string[] }[],
-): Promise<void> {
+async function clearRetained(url: string, portalIds: readonly string[], targets: readonly string[]): Promise<void> {
   const client = connectMqtt(url, { clientId: `ffbench-clean-${randomBytes(4).toString('hex')}`, reconnectPeriod: 0 });
   await waitConnected(client);
-  const topics: string[] = [];
-  for (const id of portalIds) topics.push(serialTopic(id), fleetDeviceTopic(`${id}.platform.0`));
-  for (const d of targets) topics.push(fleetDeviceTopic(d));
-  for (const job of jobs) {
-    topics.push(jobStatusTopic(job.id));
-    for (const d of job.devices) topics.push(jobDeviceTopic(job.id, d));
-  }
   try {
+    const topics: string[] = [];
+    for (const id of portalIds) topics.push(serialTopic(id), fleetDeviceTopic(`${id}.platform.0`));
+    for (const d of targets) topics.push(fleetDeviceTopic(d));
+    topics.push(...(await retainedJobTopics(client, targets)));
     for (let i = 0; i < topics.length; i += 1000) {
       await Promise.all(topics.slice(i, i + 1000).map((t) => client.publishAsync(t, '', { qos: 1, retain: true })));
     }
@@ -350,3 +339,38 @@ async function clearRetained(
     await client.endAsync();
   }
 }
+
+/**
+ * The retained job topics that name one of `devices` (`fleetflash/jobs/<id>/devices/<device>`), and
+ * those jobs' status topics. Asked for a few devices at a time: Mosquitto drops what a client's queue
+ * holds beyond `max_queued_messages` (1,000 by default), QoS 0 included, and one subscription to every
+ * job topic after a 10,000-site run got 8,168 of ~20,000. Every retained message of a subscription
+ * arrives before a message published after it, so a marker of this client's own ends each wait.
+ */
+async function retainedJobTopics(client: MqttClient, devices: readonly string[]): Promise<string[]> {
+  const marker = `ffbench/end-${randomBytes(4).toString('hex')}`;
+  const found = new Set<string>();
+  const jobs = new Set<string>();
+  let markerArrived = () => {};
+  client.on('message', (topic, _payload, packet) => {
+    if (topic === marker) return markerArrived();
+    const t = parseFleetflashTopic(topic);
+    if (packet.retain && t?.kind === 'job-device') {
+      found.add(topic);
+      jobs.add(t.jobId);
+    }
+  });
+  await client.subscribeAsync(marker, { qos: 0 });
+  for (let i = 0; i < devices.length; i += SWEEP_DEVICES) {
+    const filters = devices.slice(i, i + SWEEP_DEVICES).map((d) => jobDeviceTopic('+', d));
+    const arrived = new Promise<void>((resolve) => (markerArrived = resolve));
+    await client.subscribeAsync(filters, { qos: 0 });
+    await client.publishAsync(marker, '', { qos: 0 });
+    await arrived;
+    await client.unsubscribeAsync(filters);
+  }
+  return [...found, ...[...jobs].map(jobStatusTopic)];
+}
+
+/** Devices per sweep subscription: a bench run gives each device records in at most ~7 jobs, so well under 1,000 messages. */
+const SWEEP_DEVICES = 100;

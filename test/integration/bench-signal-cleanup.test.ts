@@ -3,7 +3,9 @@
  * device records, the jobs' records), which the run clears at its end. Stopped by a signal
  * (`timeout`, `kill`, Ctrl-C) it must clear them too: before, it stopped its processes and exited,
  * and the machine's Mosquitto kept 8,752 messages after one 10,000-site run, which slowed the next
- * run's fleet. The real bench, a private Mosquitto on an ephemeral port, a real SIGTERM.
+ * run's fleet. The real bench, a private Mosquitto on an ephemeral port, a real SIGTERM. That
+ * Mosquitto has a WebSocket listener too, for the bench's watcher (`--mosquitto-ws-port`), as the
+ * portal connects.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -64,13 +66,18 @@ withMosquitto('a bench run stopped by a signal', () => {
   let mosquitto: ChildProcess;
   let url: string;
   let port: number;
+  let wsPort: number;
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'ff-bench-signal-'));
     port = await freePort();
+    wsPort = await freePort();
     url = `mqtt://127.0.0.1:${port}`;
     const conf = path.join(dir, 'mosquitto.conf');
-    await writeFile(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
+    await writeFile(
+      conf,
+      `allow_anonymous true\npersistence false\nlistener ${port} 127.0.0.1\nlistener ${wsPort} 127.0.0.1\nprotocol websockets\n`,
+    );
     mosquitto = spawn(MOSQUITTO, ['-c', conf], { stdio: 'ignore' });
     for (let i = 0; i < 100; i++) {
       const up = await new Promise<boolean>((resolve) => {
@@ -102,6 +109,8 @@ withMosquitto('a bench run stopped by a signal', () => {
         'mosquitto',
         '--mosquitto-port',
         String(port),
+        '--mosquitto-ws-port',
+        String(wsPort),
         '--sites',
         '20',
       ],
@@ -110,8 +119,9 @@ withMosquitto('a bench run stopped by a signal', () => {
     let stderr = '';
     bench.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     try {
-      // The warm-up job has run: every kind of record the run publishes is retained by now.
-      await lineWith(bench, 'warm-up:');
+      // The throughput and status latency jobs have run, the watcher over WebSocket: every kind of
+      // record the run publishes is retained by now.
+      await lineWith(bench, 'status latency (websocket)');
       const during = await retainedTopics(url);
       expect(during.filter((t) => t.endsWith('/system/0/Serial'))).toHaveLength(20);
       expect(during.some((t) => t.startsWith('fleetflash/jobs/'))).toBe(true);
