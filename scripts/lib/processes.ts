@@ -44,7 +44,8 @@ async function until(check: () => Promise<boolean> | boolean, timeoutMs: number,
   }
 }
 
-function portOpen(port: number): Promise<boolean> {
+/** True once something accepts TCP connections on 127.0.0.1:`port`. */
+export function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1');
     s.once('connect', () => (s.destroy(), resolve(true)));
@@ -81,19 +82,26 @@ export function onSignalCleanUp(cleanUp: () => Promise<void>): () => void {
   return () => void signalCleanUps.delete(cleanUp);
 }
 
-async function runSignalCleanUps(): Promise<void> {
+/** Waits for `work`, `ms` at most; `onLate` runs when the time ran out first. */
+async function within(work: Promise<unknown>, ms: number, onLate?: () => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      onLate?.();
+      resolve();
+    }, ms);
+  });
+  await Promise.race([work, late]);
+  clearTimeout(timer);
+}
+
+function runSignalCleanUps(): Promise<void> {
   const all = Promise.allSettled([...signalCleanUps].map((f) => f())).then((results) => {
     for (const r of results) if (r.status === 'rejected') console.error('clean-up after the signal failed:', r.reason);
   });
-  let timer: NodeJS.Timeout | undefined;
-  const bound = new Promise<void>((resolve) => {
-    timer = setTimeout(() => {
-      console.error(`clean-up after the signal still running after ${SIGNAL_CLEAN_UP_MS} ms: stopping its processes`);
-      resolve();
-    }, SIGNAL_CLEAN_UP_MS);
-  });
-  await Promise.race([all, bound]);
-  clearTimeout(timer);
+  return within(all, SIGNAL_CLEAN_UP_MS, () =>
+    console.error(`clean-up after the signal still running after ${SIGNAL_CLEAN_UP_MS} ms: stopping its processes`),
+  );
 }
 
 /**
@@ -114,12 +122,10 @@ function stopChildrenOnSignal(): void {
     process.on(signal, () => {
       if (signalled) return;
       signalled = true;
-      void runSignalCleanUps().then(() => {
-        const stopped = Promise.all([...started].map((p) => p.kill('SIGTERM', CHILD_STOP_GRACE_MS)));
+      void runSignalCleanUps()
         // A command that could not start may never report an exit: the wait is bounded.
-        const bound = new Promise<void>((resolve) => setTimeout(resolve, CHILD_STOP_GRACE_MS + 1_000));
-        return Promise.race([stopped, bound]).then(() => process.exit(128 + os.constants.signals[signal]));
-      });
+        .then(() => within(Promise.all([...started].map((p) => p.kill('SIGTERM', CHILD_STOP_GRACE_MS))), CHILD_STOP_GRACE_MS + 1_000))
+        .then(() => process.exit(128 + os.constants.signals[signal]));
     });
   }
 }

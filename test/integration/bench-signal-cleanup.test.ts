@@ -14,7 +14,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { connectMqtt, waitConnected } from '../../src/mqtt/connect.js';
-import { freePort, ROOT } from '../../scripts/lib/processes.js';
+import { freePort, ManagedProcess, portOpen, ROOT } from '../../scripts/lib/processes.js';
 import { RETAINED_MARKER_TOPIC } from '../../src/status/retained-restorer.js';
 
 const MOSQUITTO = '/usr/sbin/mosquitto';
@@ -63,7 +63,7 @@ function lineWith(child: ChildProcess, text: string): Promise<string> {
 
 withMosquitto('a bench run stopped by a signal', () => {
   let dir: string;
-  let mosquitto: ChildProcess;
+  let mosquitto: ManagedProcess;
   let url: string;
   let port: number;
   let wsPort: number;
@@ -78,22 +78,14 @@ withMosquitto('a bench run stopped by a signal', () => {
       conf,
       `allow_anonymous true\npersistence false\nlistener ${port} 127.0.0.1\nlistener ${wsPort} 127.0.0.1\nprotocol websockets\n`,
     );
-    mosquitto = spawn(MOSQUITTO, ['-c', conf], { stdio: 'ignore' });
-    for (let i = 0; i < 100; i++) {
-      const up = await new Promise<boolean>((resolve) => {
-        const probe = connectMqtt(url, { clientId: `ff-probe-${i}`, reconnectPeriod: 0 });
-        probe.once('connect', () => (probe.end(true), resolve(true)));
-        probe.once('error', () => (probe.end(true), resolve(false)));
-        probe.once('close', () => resolve(false));
-      });
-      if (up) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error('the private Mosquitto did not start');
+    mosquitto = new ManagedProcess('mosquitto', MOSQUITTO, ['-c', conf], process.env, null, () =>
+      portOpen(port),
+    );
+    await mosquitto.start(10_000);
   });
 
   afterAll(async () => {
-    mosquitto?.kill('SIGKILL');
+    await mosquitto?.stop();
     await rm(dir, { recursive: true, force: true });
   });
 
