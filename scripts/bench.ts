@@ -92,7 +92,7 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
     );
     const kept = (bytes: number) => `${(bytes / 1024).toFixed(2)} KB`;
     log(
-      `  Redis kept per execution: ${kept(t.redisKept.total)} (the job's own records ${kept(t.redisKept.job)}, kept for good; ` +
+      `  Redis kept per execution: ${kept(t.redisKept.total)} (the job's own records ${kept(t.redisKept.job)}, kept until JOB_RETENTION_MS, off here: for good; ` +
         `the devices' update histories ${kept(t.redisKept.histories)}, each kept to its last ${HISTORY_LIMIT} entries; the queue's finished jobs and their events ${kept(t.redisKept.queue)}, kept to the last 10,000 of each; the rest ${kept(t.redisKept.rest)})`,
     );
     if (allocated) log(`  ${allocated}`);

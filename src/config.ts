@@ -51,6 +51,12 @@ export interface Config {
    * before they are cleared; the API keeps serving them. 0: kept for as long as the broker keeps them.
    */
   retainedJobTtlMs: number;
+  /**
+   * How long after it finished a job stays in Redis (record, executions, log) before an api process
+   * deletes it; the API then answers 404 for it. 0: kept for good. When set, `retainedJobTtlMs` must be
+   * set and no longer.
+   */
+  jobRetentionMs: number;
   /** Broker the workers connect to; default: the embedded one. */
   mqttUrl: string | null;
   /**
@@ -148,6 +154,7 @@ export function parseConfig(env: Env = process.env): Readonly<Config> {
     mqttMaxPacketBytes: int(env, 'MQTT_MAX_PACKET_BYTES', 256 * 1024, 1024, 256 * 1024 * 1024),
     auditMaxEntries: int(env, 'AUDIT_MAX_ENTRIES', 10_000, 100, 10_000_000),
     retainedJobTtlMs: int(env, 'RETAINED_JOB_TTL_MS', 24 * 3600_000, 0, 365 * 86_400_000),
+    jobRetentionMs: int(env, 'JOB_RETENTION_MS', 0, 0, 3650 * 86_400_000),
     mqttUrl: optionalUrl(env, 'MQTT_URL', ['mqtt:', 'mqtts:', 'tcp:', 'ws:', 'wss:']),
     mqttBrowserUrl: optionalUrl(env, 'MQTT_BROWSER_URL', ['ws:', 'wss:']),
     brokerCluster: oneOf(env, 'BROKER_CLUSTER', 'none', ['none', 'redis']),
@@ -197,6 +204,14 @@ export function parseConfig(env: Env = process.env): Readonly<Config> {
   }
   if (roles.has('api') && config.apiTokens.length === 0) {
     throw new ConfigError('API_TOKENS', 'needs at least one role:token for the api role');
+  }
+  // The broker lets go of a job's retained records before Redis lets go of the job: it never holds
+  // records of a job the API answers 404 for.
+  if (config.jobRetentionMs > 0 && (config.retainedJobTtlMs === 0 || config.retainedJobTtlMs > config.jobRetentionMs)) {
+    throw new ConfigError(
+      'JOB_RETENTION_MS',
+      `needs RETAINED_JOB_TTL_MS between 1 and JOB_RETENTION_MS (${config.jobRetentionMs}), got ${config.retainedJobTtlMs}: a job's retained records leave the broker before the job leaves Redis`,
+    );
   }
   // A worker hands devices a download URL. Without PUBLIC_URL it is this host's PORT, where an api
   // process serves the images; a broker,worker process's PORT answers only browsers and probes, so

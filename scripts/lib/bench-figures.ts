@@ -45,7 +45,7 @@ export const FIGURES = {
   rssPerSiteWithBrokerKb: { label: 'RSS per connected site, service + broker (after GC)', unit: ' KB', digits: 1, better: 'lower', compare: true },
   rssPerInflightKb: { label: 'RSS per in-flight execution, service (after GC)', unit: ' KB', digits: 1, better: 'lower', compare: false },
   redisKeptKbPerExec: { label: 'Redis memory kept per execution (used_memory)', unit: ' KB', digits: 2, better: 'lower', compare: false },
-  redisJobKbPerExec: { label: "  of it the job's own records, kept for good", unit: ' KB', digits: 2, better: 'lower', compare: false },
+  redisJobKbPerExec: { label: "  of it the job's own records, kept until JOB_RETENTION_MS", unit: ' KB', digits: 2, better: 'lower', compare: false },
   connectPerSec: { label: 'site connections/s (whole fleet)', unit: '/s', digits: 0, better: 'higher', compare: true },
   deliveriesPerExec: { label: 'MQTT deliveries per execution', unit: '', digits: 1, better: 'lower', compare: false },
   bullmqEmptyJobsPerSec: { label: 'ceiling: BullMQ empty jobs/s', unit: '/s', digits: 0, better: 'higher', compare: false },

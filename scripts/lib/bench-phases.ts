@@ -108,7 +108,7 @@ export interface ThroughputResult {
 /**
  * Redis memory a finished job left, per execution, in bytes: all of it (`used_memory` after the job −
  * before), the job's own keys (`<prefix>:ff:job:<id>*`: its record, execution records, log and
- * release bookkeeping, kept for good), what its devices' update histories grew by (each kept to its
+ * release bookkeeping, kept until JOB_RETENTION_MS, off in the bench), what its devices' update histories grew by (each kept to its
  * last 100 entries, `HISTORY_LIMIT`), the queue's finished jobs of its executions and what its
  * lists grew by (BullMQ keeps the last 10,000 finished jobs and ~10,000 events), and the rest.
  */

@@ -6,7 +6,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { MqttClient } from 'mqtt';
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { EmbeddedBroker } from '../../broker/broker.js';
 import type { ExecutionWorker } from '../queue/execution-worker.js';
 import type { PublishLatencyObserver } from '../status/status-publisher.js';
@@ -22,6 +22,17 @@ export class ServiceMetrics {
   readonly executions = new ExecutionMetrics(this.registry);
   /** For the StatusPublisher: latency of each status publish. */
   readonly statusPublished: PublishLatencyObserver = registerStatusPublishMetrics(this.registry);
+  private readonly deleted = new Counter({
+    name: `${METRIC_PREFIX}jobs_deleted_total`,
+    help: 'Finished jobs this process deleted from Redis after JOB_RETENTION_MS, and their executions (kind=job|execution)',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
+  /** For the job retention: a pass deleted `jobs` jobs of `executions` executions. */
+  readonly jobsDeleted = (jobs: number, executions: number): void => {
+    this.deleted.inc({ kind: 'job' }, jobs);
+    this.deleted.inc({ kind: 'execution' }, executions);
+  };
 
   /** Samples Redis round trips until `stop()`. */
   watchRedis(redis: Redis, intervalMs?: number): RedisProbe {

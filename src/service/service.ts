@@ -24,6 +24,7 @@ import { FleetMonitor, REINVENTORY_MIN_INTERVAL_MS } from '../fleet/fleet-monito
 import { redisInventoryClaim } from '../fleet/inventory-claim.js';
 import { abortJob, cancelExecution, cancelRemaining } from '../jobs/abort.js';
 import { FirmwareUsage } from '../jobs/firmware-usage.js';
+import { JobRetention } from '../jobs/job-retention.js';
 import { JobLauncher } from '../jobs/launcher.js';
 import { connectMqtt, waitConnected, type MqttClient } from '../mqtt/connect.js';
 import { coalesceWrites } from '../net/write-coalescing.js';
@@ -299,6 +300,16 @@ async function start(
     });
     expiry.start();
     closers.push(() => expiry.stop());
+    // Finished jobs leave Redis after JOB_RETENTION_MS (0: kept for good): its memory stays bounded too.
+    const retention = new JobRetention({
+      redis,
+      keys,
+      logger: logger.child({ component: 'retention' }),
+      retentionMs: config.jobRetentionMs,
+      onDeleted: metrics.jobsDeleted,
+    });
+    retention.start();
+    closers.push(() => retention.stop());
     const launcher = new JobLauncher({
       jobs,
       devices,

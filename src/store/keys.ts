@@ -44,6 +44,8 @@ export interface Keys {
   retainedExpiryCursor(): string;
   /** The short lease of the api process clearing them. */
   retainedExpiryLease(): string;
+  /** The short lease of the api process deleting finished jobs past JOB_RETENTION_MS. */
+  jobRetentionLease(): string;
   /** A browser an external broker authenticated through the auth hook, by client id (JSON; expires with its token). */
   brokerAuthBrowser(clientId: string): string;
 }
@@ -77,6 +79,7 @@ export function createKeys(prefix: string): Keys {
     auditSeq: () => `${p}:audit:seq`,
     retainedExpiryCursor: () => `${p}:retained-expiry:cursor`,
     retainedExpiryLease: () => `${p}:retained-expiry:lease`,
+    jobRetentionLease: () => `${p}:job-retention:lease`,
     brokerAuthBrowser: (clientId) => `${p}:broker-auth:browser:${clientId}`,
   };
 }

@@ -35,3 +35,22 @@ describe('firmware download URL of a worker', () => {
     );
   });
 });
+
+describe('job retention', () => {
+  test('off by default: finished jobs are kept for good', () => {
+    expect(parseConfig(BASE).jobRetentionMs).toBe(0);
+    expect(refusedFor({ RETAINED_JOB_TTL_MS: '0' })).toBeNull();
+  });
+
+  test('needs RETAINED_JOB_TTL_MS set and no longer: the broker lets go of a job first', () => {
+    const day = 86_400_000;
+    expect(parseConfig({ ...BASE, JOB_RETENTION_MS: String(90 * day) }).jobRetentionMs).toBe(90 * day);
+    expect(refusedFor({ JOB_RETENTION_MS: String(day), RETAINED_JOB_TTL_MS: String(day) })).toBeNull();
+    expect(refusedFor({ JOB_RETENTION_MS: String(day - 1) })).toBe('JOB_RETENTION_MS');
+    expect(refusedFor({ JOB_RETENTION_MS: String(day), RETAINED_JOB_TTL_MS: '0' })).toBe('JOB_RETENTION_MS');
+    expect(refusedFor({ JOB_RETENTION_MS: '-1' })).toBe('JOB_RETENTION_MS');
+    expect(() => parseConfig({ ...BASE, JOB_RETENTION_MS: '1000' })).toThrow(
+      "JOB_RETENTION_MS: needs RETAINED_JOB_TTL_MS between 1 and JOB_RETENTION_MS (1000), got 86400000: a job's retained records leave the broker before the job leaves Redis",
+    );
+  });
+});
