@@ -158,10 +158,19 @@ export class JobStore {
   }
 
   async executions(jobId: string): Promise<ExecutionRecord[]> {
-    const h = await this.redis.hgetall(this.keys.jobExecutions(jobId));
-    return Object.values(h)
-      .map((v) => JSON.parse(v) as ExecutionRecord)
-      .sort((a, b) => a.deviceId.localeCompare(b.deviceId));
+    return toExecutions(await this.redis.hgetall(this.keys.jobExecutions(jobId)));
+  }
+
+  /**
+   * The job and its executions as of one moment (one transaction): never a job without the executions
+   * a deletion (JOB_RETENTION_MS) or a launch writes with it. Null when there is no such job.
+   */
+  async withExecutions(jobId: string): Promise<{ job: JobRecord; executions: ExecutionRecord[] } | null> {
+    const res = await this.redis.multi().hgetall(this.keys.job(jobId)).hgetall(this.keys.jobExecutions(jobId)).exec();
+    const failed = res?.find(([err]) => err);
+    if (!res || failed) throw failed?.[0] ?? new Error(`job ${jobId} was not read`);
+    const [job, executions] = res.map(([, v]) => v as Record<string, string>);
+    return job.spec ? { job: toJobRecord(job), executions: toExecutions(executions) } : null;
   }
 
   async execution(jobId: string, deviceId: string): Promise<ExecutionRecord | null> {
@@ -337,6 +346,13 @@ export function historyEntryOf(record: ExecutionRecord): HistoryEntry {
     durationMs: startedAt && finishedAt ? Date.parse(finishedAt) - Date.parse(startedAt) : null,
     errorMessage: record.error?.message ?? null,
   };
+}
+
+/** Execution records of a job's executions hash, by device id. */
+function toExecutions(h: Record<string, string>): ExecutionRecord[] {
+  return Object.values(h)
+    .map((v) => JSON.parse(v) as ExecutionRecord)
+    .sort((a, b) => a.deviceId.localeCompare(b.deviceId));
 }
 
 /** The job record from its hash (the fields written by `create`, the Lua scripts and the rollout). */

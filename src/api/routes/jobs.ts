@@ -47,9 +47,9 @@ export function jobsRouter(deps: ApiDeps): Router {
 
   router.get('/:id', async (req, res) => {
     const id = jobId(req.params);
-    const [job, executions] = await Promise.all([deps.jobs.get(id), deps.jobs.executions(id)]);
-    if (!job) throw new NotFoundError('job', id);
-    res.json({ job, executions });
+    const found = await deps.jobs.withExecutions(id);
+    if (!found) throw new NotFoundError('job', id);
+    res.json(found);
   });
 
   router.get('/:id/events', async (req, res) => {
