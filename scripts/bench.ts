@@ -13,6 +13,7 @@
 import '../src/quiet-debug.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { FINISHED_QUEUE_JOBS_KEPT } from '../src/queue/execution-queue.js';
 import { HISTORY_LIMIT } from '../src/store/device-store.js';
 import { parseBenchArgs, runOrder, USAGE, UsageError, type BenchArgs, type BrokerMode } from './lib/bench-args.js';
 import { brokerCeiling, bullmqCeiling } from './lib/bench-ceilings.js';
@@ -93,7 +94,7 @@ async function oneRun(mode: BrokerMode, run: number, args: BenchArgs): Promise<R
     const kept = (bytes: number) => `${(bytes / 1024).toFixed(2)} KB`;
     log(
       `  Redis kept per execution: ${kept(t.redisKept.total)} (the job's own records ${kept(t.redisKept.job)}, kept until JOB_RETENTION_MS, off here: for good; ` +
-        `the devices' update histories ${kept(t.redisKept.histories)}, each kept to its last ${HISTORY_LIMIT} entries; the queue's finished jobs and their events ${kept(t.redisKept.queue)}, kept to the last 10,000 of each; the rest ${kept(t.redisKept.rest)})`,
+        `the devices' update histories ${kept(t.redisKept.histories)}, each kept to its last ${HISTORY_LIMIT} entries; the queue's finished jobs and their events ${kept(t.redisKept.queue)}, kept to the last ${FINISHED_QUEUE_JOBS_KEPT.toLocaleString('en-US')} of each; the rest ${kept(t.redisKept.rest)})`,
     );
     if (allocated) log(`  ${allocated}`);
     log(`  timeline: ${t.timeline}`);

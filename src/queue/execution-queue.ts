@@ -8,6 +8,11 @@ import type { ExecutionRecord } from '../protocol/index.js';
 export const EXECUTION_QUEUE = 'executions';
 /** Effectively unlimited: an execution leaves the queue only when its record is terminal. */
 export const EXECUTION_ATTEMPTS = 1_000_000;
+/**
+ * Finished queue entries (completed, and failed) the queue keeps, each kind: enough for the dashboard
+ * to show the last large rollout; the execution records in the job store are what lasts.
+ */
+export const FINISHED_QUEUE_JOBS_KEPT = 10_000;
 /** Name of the worker's backoff strategy: doubling from 500 ms, capped at 10 s. */
 export const CAPPED_BACKOFF = 'capped';
 
@@ -32,8 +37,8 @@ export function createExecutionQueue(connection: ConnectionOptions, prefix: stri
       // starting over. The queue never gives up on an execution: only the record's own timeouts end it.
       attempts: EXECUTION_ATTEMPTS,
       backoff: { type: CAPPED_BACKOFF },
-      removeOnComplete: { count: 10_000 },
-      removeOnFail: { count: 10_000 },
+      removeOnComplete: { count: FINISHED_QUEUE_JOBS_KEPT },
+      removeOnFail: { count: FINISHED_QUEUE_JOBS_KEPT },
     },
   });
 }
