@@ -40,5 +40,5 @@ VOLUME ["/data/firmware"]
 # 8883: MQTT over TLS (with TLS_CERT_FILE/TLS_KEY_FILE); 9100: METRICS_PORT, when set.
 EXPOSE 3000 1884 8883 9100
 # Exec form: node is PID 1 and gets SIGTERM itself (graceful shutdown: workers hand executions over).
-# --max-semi-space-size=16: the young generation's size pinned, shorter collection pauses (README, Deployment).
-CMD ["node", "--max-semi-space-size=16", "dist/src/main.js"]
+# --max-semi-space-size=64: fewer young-generation collections (README, Deployment).
+CMD ["node", "--max-semi-space-size=64", "dist/src/main.js"]
