@@ -19,6 +19,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { sweepIntervalMs } from '../status/retained-expiry.js';
+import { ClaimedSweep } from '../store/claimed-sweep.js';
 import type { Keys } from '../store/keys.js';
 
 /** Jobs read per page of the creation index. */
@@ -53,13 +54,19 @@ export interface JobRetentionDeps {
   now?: () => number;
 }
 
-export class JobRetention {
+export class JobRetention extends ClaimedSweep {
   private readonly redis: ScriptRedis;
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<number> | null = null;
   private readonly now: () => number;
 
   constructor(private readonly deps: JobRetentionDeps) {
+    super({
+      redis: deps.redis,
+      leaseKey: deps.keys.jobRetentionLease(),
+      intervalMs: sweepIntervalMs(deps.retentionMs),
+      enabled: deps.retentionMs !== 0,
+      logger: deps.logger,
+      failure: 'finished job deletion failed',
+    });
     const r = deps.redis as ScriptRedis;
     if (typeof r.ffDeleteFinishedJob !== 'function') {
       deps.redis.defineCommand('ffDeleteFinishedJob', { numberOfKeys: 13, lua: DELETE_FINISHED_JOB });
@@ -68,49 +75,11 @@ export class JobRetention {
     this.now = deps.now ?? Date.now;
   }
 
-  /** Sweeps every {@link sweepIntervalMs} of the retention, starting now (nothing when it is 0). */
-  start(): void {
-    if (this.deps.retentionMs === 0 || this.timer) return;
-    const run = () =>
-      void this.claimAndSweep().catch((err: Error) =>
-        this.deps.logger.warn({ err }, 'finished job deletion failed'),
-      );
-    this.timer = setInterval(run, sweepIntervalMs(this.deps.retentionMs));
-    this.timer.unref();
-    run();
-  }
-
-  /** Stops the timer and waits for a pass under way. */
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.running?.catch(() => undefined);
-  }
-
-  /** One pass if no other process made one within the interval; how many jobs it deleted. */
-  async claimAndSweep(): Promise<number> {
-    const { keys, retentionMs } = this.deps;
-    const claim = await this.redis.set(
-      keys.jobRetentionLease(),
-      '1',
-      'PX',
-      sweepIntervalMs(retentionMs),
-      'NX',
-    );
-    return claim === 'OK' ? this.sweep() : 0;
-  }
-
-  /** One pass now (coalesced while one runs); how many jobs it deleted. */
-  sweep(): Promise<number> {
-    this.running ??= this.pass().finally(() => (this.running = null));
-    return this.running;
-  }
-
   /**
    * Visits the jobs created up to the cutoff (a job finished before it was created before it), oldest
    * first. Deleted jobs leave the index, so the next page starts after the ones kept.
    */
-  private async pass(): Promise<number> {
+  protected async pass(): Promise<number> {
     const { keys, retentionMs } = this.deps;
     if (retentionMs === 0) return 0;
     const cutoff = this.now() - retentionMs;

@@ -16,6 +16,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { jobDeviceTopic, jobStatusTopic } from '../protocol/index.js';
+import { ClaimedSweep } from '../store/claimed-sweep.js';
 import type { Keys } from '../store/keys.js';
 import type { StatusPublisher } from './status-publisher.js';
 
@@ -38,53 +39,23 @@ export interface RetainedExpiryDeps {
   now?: () => number;
 }
 
-export class RetainedJobExpiry {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<number> | null = null;
+export class RetainedJobExpiry extends ClaimedSweep {
   private readonly now: () => number;
 
   constructor(private readonly deps: RetainedExpiryDeps) {
+    super({
+      redis: deps.redis,
+      leaseKey: deps.keys.retainedExpiryLease(),
+      intervalMs: sweepIntervalMs(deps.ttlMs),
+      enabled: deps.ttlMs !== 0,
+      logger: deps.logger,
+      failure: 'retained job expiry failed',
+    });
     this.now = deps.now ?? Date.now;
   }
 
-  /** Sweeps every {@link sweepIntervalMs}, starting now (nothing when the TTL is 0). */
-  start(): void {
-    if (this.deps.ttlMs === 0 || this.timer) return;
-    const run = () =>
-      void this.claimAndSweep().catch((err: Error) =>
-        this.deps.logger.warn({ err }, 'retained job expiry failed'),
-      );
-    this.timer = setInterval(run, sweepIntervalMs(this.deps.ttlMs));
-    this.timer.unref();
-    run();
-  }
-
-  /** Stops the timer and waits for a pass under way (its publishes need the connection still open). */
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.running?.catch(() => undefined);
-  }
-
-  /** One pass if no other process made one within the interval; how many jobs it cleared. */
-  async claimAndSweep(): Promise<number> {
-    const claim = await this.deps.redis.set(
-      this.deps.keys.retainedExpiryLease(),
-      '1',
-      'PX',
-      sweepIntervalMs(this.deps.ttlMs),
-      'NX',
-    );
-    return claim === 'OK' ? this.sweep() : 0;
-  }
-
-  /** One pass now (coalesced while one runs); how many jobs it cleared. */
-  sweep(): Promise<number> {
-    this.running ??= this.pass().finally(() => (this.running = null));
-    return this.running;
-  }
-
-  private async pass(): Promise<number> {
+  /** One pass: how many jobs it cleared (its publishes need the connection open until `stop` resolves). */
+  protected async pass(): Promise<number> {
     const { redis, keys, ttlMs } = this.deps;
     if (ttlMs === 0) return 0;
     const cutoff = this.now() - ttlMs;

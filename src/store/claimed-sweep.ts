@@ -1,0 +1,61 @@
+/**
+ * A housekeeping pass that one process of a deployment makes per interval, however many run: each
+ * process ticks every interval, and the first to claim that interval in Redis (a key set with NX and
+ * the interval as its expiry) makes the pass. A pass asked for while one runs joins it. Used by the
+ * retained-record expiry and the job retention, whose passes are safe to overlap anyway (each step
+ * checks again), so the claim only keeps the work from being done by every process. A subclass
+ * gives the pass.
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+
+export interface ClaimedSweepOptions {
+  redis: Redis;
+  /** The claim's key (one per kind of pass). */
+  leaseKey: string;
+  intervalMs: number;
+  /** false: `start` does nothing (the feature is off). */
+  enabled: boolean;
+  logger: Logger;
+  /** The log line when a timed pass fails. */
+  failure: string;
+}
+
+export abstract class ClaimedSweep {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<number> | null = null;
+
+  constructor(private readonly o: ClaimedSweepOptions) {}
+
+  /** One pass; what it resolves to (a count) is what `sweep` answers. */
+  protected abstract pass(): Promise<number>;
+
+  /** Ticks every interval, starting now (nothing when not enabled). */
+  start(): void {
+    if (!this.o.enabled || this.timer) return;
+    const tick = () =>
+      void this.claimAndSweep().catch((err: Error) => this.o.logger.warn({ err }, this.o.failure));
+    this.timer = setInterval(tick, this.o.intervalMs);
+    this.timer.unref();
+    tick();
+  }
+
+  /** Stops the timer and waits for a pass under way (it may need connections the caller closes next). */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.running?.catch(() => undefined);
+  }
+
+  /** One pass if no process made one within the interval; the pass's count, or 0. */
+  async claimAndSweep(): Promise<number> {
+    const claim = await this.o.redis.set(this.o.leaseKey, '1', 'PX', this.o.intervalMs, 'NX');
+    return claim === 'OK' ? this.sweep() : 0;
+  }
+
+  /** One pass now (joined while one runs). */
+  sweep(): Promise<number> {
+    this.running ??= this.pass().finally(() => (this.running = null));
+    return this.running;
+  }
+}
