@@ -19,7 +19,9 @@
  * (write-coalescing.ts: the broker's client sockets and its guard around a WebSocket, the service's
  * client) is not corked at all.
  * A packet the original refuses (it destroys its stream with the reason) destroys the real stream
- * with the same error and writes nothing of it, as before. mqtt-packet's other exports, and
+ * with the same error and writes nothing of it, as before. A packet for a stream already ended or
+ * destroyed is dropped instead of written (the original's write would raise "write after end"
+ * there). mqtt-packet's other exports, and
  * `generate`, are left as they are. Done once per process, for the one copy of mqtt-packet that
  * aedes and mqtt.js load (the project resolves one; a test checks both write through it).
  */
@@ -108,6 +110,10 @@ export function useWholePacketWrites(): boolean {
       stream.destroy(bytes);
       return false;
     }
+    // A stream already ended or destroyed takes nothing more: a write would only raise "write after
+    // end" on a socket its client has stopped listening to (mqtt.js acknowledging a QoS 1 message that
+    // arrived while `end()` was under way). The packet is dropped, as the connection is.
+    if (stream.writableEnded || stream.destroyed) return false;
     holdForTick(stream);
     return stream.write(bytes);
   } as WriteToStream;

@@ -157,6 +157,19 @@ test('a packet the encoder refuses destroys the stream with its reason and write
   expect((next.writes[0] as Buffer).equals(mqttPacket.generate(PACKETS[4][1]))).toBe(true);
 });
 
+test('a stream already ended or destroyed gets nothing and raises no error', async () => {
+  for (const close of [(s: Writable) => s.end(), (s: Writable) => s.destroy()]) {
+    const stream = new Recorder();
+    const errors: Error[] = [];
+    stream.on('error', (err) => errors.push(err));
+    close(stream);
+    expect(mqttPacket.writeToStream(PACKETS[1][1], stream as never)).toBe(false);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(stream.writes).toHaveLength(0);
+    expect(errors).toEqual([]);
+  }
+});
+
 test('installing twice keeps one wrapper; mqtt.js’s cacheNumbers setting reaches the original', () => {
   const first = mqttPacket.writeToStream;
   expect(useWholePacketWrites()).toBe(true);
