@@ -18,8 +18,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { sweepIntervalMs } from '../status/retained-expiry.js';
-import { ClaimedSweep } from '../store/claimed-sweep.js';
+import { ClaimedSweep, sweepIntervalMs } from '../store/claimed-sweep.js';
 import type { Keys } from '../store/keys.js';
 
 /** Jobs read per page of the creation index. */

@@ -16,7 +16,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { jobDeviceTopic, jobStatusTopic } from '../protocol/index.js';
-import { ClaimedSweep } from '../store/claimed-sweep.js';
+import { ClaimedSweep, sweepIntervalMs } from '../store/claimed-sweep.js';
 import type { Keys } from '../store/keys.js';
 import type { StatusPublisher } from './status-publisher.js';
 
@@ -24,10 +24,6 @@ import type { StatusPublisher } from './status-publisher.js';
 const PAGE = 500;
 /** Executions cleared before waiting for the broker's acknowledgements. */
 const CLEAR_BATCH = 1000;
-/** How often a process looks: a quarter of the TTL, at least every 10 minutes, at most every second. */
-export function sweepIntervalMs(ttlMs: number): number {
-  return Math.min(10 * 60_000, Math.max(1000, Math.floor(ttlMs / 4)));
-}
 
 export interface RetainedExpiryDeps {
   redis: Redis;

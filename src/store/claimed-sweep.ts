@@ -9,6 +9,14 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
+/**
+ * How often a process looks for a pass that acts on what is older than `ageMs`: a quarter of it, at
+ * least every 10 minutes, at most every second.
+ */
+export function sweepIntervalMs(ageMs: number): number {
+  return Math.min(10 * 60_000, Math.max(1000, Math.floor(ageMs / 4)));
+}
+
 export interface ClaimedSweepOptions {
   redis: Redis;
   /** The claim's key (one per kind of pass). */
