@@ -80,7 +80,6 @@ export class JobRetention extends ClaimedSweep {
    */
   protected async pass(): Promise<number> {
     const { keys, retentionMs } = this.deps;
-    if (retentionMs === 0) return 0;
     const cutoff = this.now() - retentionMs;
     let kept = 0;
     let jobs = 0;

@@ -53,7 +53,6 @@ export class RetainedJobExpiry extends ClaimedSweep {
   /** One pass: how many jobs it cleared (its publishes need the connection open until `stop` resolves). */
   protected async pass(): Promise<number> {
     const { redis, keys, ttlMs } = this.deps;
-    if (ttlMs === 0) return 0;
     const cutoff = this.now() - ttlMs;
     const stored = await redis.get(keys.retainedExpiryCursor());
     const from = stored === null ? '-inf' : stored;

@@ -22,7 +22,7 @@ export interface ClaimedSweepOptions {
   /** The claim's key (one per kind of pass). */
   leaseKey: string;
   intervalMs: number;
-  /** false: `start` does nothing (the feature is off). */
+  /** false: the feature is off (`start` does nothing, a pass answers 0). */
   enabled: boolean;
   logger: Logger;
   /** The log line when a timed pass fails. */
@@ -61,8 +61,9 @@ export abstract class ClaimedSweep {
     return claim === 'OK' ? this.sweep() : 0;
   }
 
-  /** One pass now (joined while one runs). */
+  /** One pass now (joined while one runs); 0 at once when not enabled. */
   sweep(): Promise<number> {
+    if (!this.o.enabled) return Promise.resolve(0);
     this.running ??= this.pass().finally(() => (this.running = null));
     return this.running;
   }
