@@ -20,6 +20,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ClaimedSweep, sweepIntervalMs } from '../store/claimed-sweep.js';
 import type { Keys } from '../store/keys.js';
+import { replyValues } from '../store/replies.js';
 
 /** Jobs read per page of the creation index. */
 const PAGE = 500;
@@ -89,10 +90,7 @@ export class JobRetention extends ClaimedSweep {
       if (ids.length === 0) break;
       const pipe = this.redis.pipeline();
       for (const id of ids) pipe.hmget(keys.job(id), 'spec', 'finishedAt');
-      const fields = ((await pipe.exec()) ?? []).map(([err, v]) => {
-        if (err) throw err;
-        return v as (string | null)[];
-      });
+      const fields = (replyValues(await pipe.exec()) ?? []) as (string | null)[][];
       for (let i = 0; i < ids.length; i++) {
         const [spec, finishedAt] = fields[i];
         const n =

@@ -9,6 +9,7 @@ import type { JobRecord } from '../protocol/index.js';
 import type { JobInit } from '../store/job-store.js';
 import { toJobRecord } from '../store/job-store.js';
 import type { Keys } from '../store/keys.js';
+import { replyValues } from '../store/replies.js';
 import { parseReleaseMember, releaseMember } from './queue-ids.js';
 import { PACE_WINDOW_MS, perSecondCap, RATE_WINDOW_MS, type RolloutSnapshot } from './release-decision.js';
 import { RELEASE_EXECUTIONS, RELEASE_LEASE } from './release-script.js';
@@ -110,11 +111,9 @@ export class RolloutStore {
       .zcount(k.jobRetries(jobId), '-inf', now)
       .zrangebyscore(k.jobRetries(jobId), `(${now}`, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
       .exec();
-    if (!res) return null;
-    const [h, recent, oldest, paced, oldestPaced, due, nextRetry] = res.map(([err, v]) => {
-      if (err) throw err;
-      return v;
-    }) as [Record<string, string>, number, string[], number, string[], number, string[]];
+    const values = replyValues(res);
+    if (!values) return null;
+    const [h, recent, oldest, paced, oldestPaced, due, nextRetry] = values as [Record<string, string>, number, string[], number, string[], number, string[]];
     if (!h.spec) return null;
     const job = toJobRecord(h);
     return {

@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import { jobDeviceTopic, jobStatusTopic } from '../protocol/index.js';
 import { ClaimedSweep, sweepIntervalMs } from '../store/claimed-sweep.js';
 import type { Keys } from '../store/keys.js';
+import { replyValues } from '../store/replies.js';
 import type { StatusPublisher } from './status-publisher.js';
 
 /** Jobs read per page of the creation index. */
@@ -66,10 +67,7 @@ export class RetainedJobExpiry extends ClaimedSweep {
       const pipe = redis.pipeline();
       for (let i = 0; i < page.length; i += 2)
         pipe.hmget(keys.job(page[i]), 'spec', 'finishedAt', 'topicsClearedAt');
-      const fields = ((await pipe.exec()) ?? []).map(([err, v]) => {
-        if (err) throw err;
-        return v as (string | null)[];
-      });
+      const fields = (replyValues(await pipe.exec()) ?? []) as (string | null)[][];
       for (let i = 0; i < page.length; i += 2) {
         const jobId = page[i];
         const [spec, finishedAt, clearedAt] = fields[i / 2];

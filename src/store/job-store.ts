@@ -28,6 +28,7 @@ import {
 import { HISTORY_LIMIT } from './device-store.js';
 import type { Keys } from './keys.js';
 import { ABORT_JOB, ACQUIRE_LOCK, APPEND_EVENT, STEAL_LOCK, UPDATE_EXECUTION, UPDATE_PROGRESS } from './lua.js';
+import { replyValues } from './replies.js';
 
 /** The part of a job fixed at launch. */
 export interface JobSpec {
@@ -137,9 +138,7 @@ export class JobStore {
     multi.rpush(k.jobEvents(spec.id), JSON.stringify(this.event(spec.id, 1, spec.createdAt, firstEvent)));
     multi.zadd(k.jobs(), Date.parse(spec.createdAt), spec.id);
     init?.extend?.(multi);
-    const res = await multi.exec();
-    const failed = res?.find(([err]) => err);
-    if (!res || failed) throw failed?.[0] ?? new Error(`job ${spec.id} was not written`);
+    if (!replyValues(await multi.exec())) throw new Error(`job ${spec.id} was not written`);
     return toJobRecord(fields);
   }
 
@@ -166,10 +165,9 @@ export class JobStore {
    * a deletion (JOB_RETENTION_MS) or a launch writes with it. Null when there is no such job.
    */
   async withExecutions(jobId: string): Promise<{ job: JobRecord; executions: ExecutionRecord[] } | null> {
-    const res = await this.redis.multi().hgetall(this.keys.job(jobId)).hgetall(this.keys.jobExecutions(jobId)).exec();
-    const failed = res?.find(([err]) => err);
-    if (!res || failed) throw failed?.[0] ?? new Error(`job ${jobId} was not read`);
-    const [job, executions] = res.map(([, v]) => v as Record<string, string>);
+    const values = replyValues(await this.redis.multi().hgetall(this.keys.job(jobId)).hgetall(this.keys.jobExecutions(jobId)).exec());
+    if (!values) throw new Error(`job ${jobId} was not read`);
+    const [job, executions] = values as Record<string, string>[];
     return job.spec ? { job: toJobRecord(job), executions: toExecutions(executions) } : null;
   }
 
